@@ -1,0 +1,3 @@
+from vidsr.cli.main import main
+
+main()

@@ -1,0 +1,48 @@
+"""The `vidsr` command: one typer app, one module per command."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from vidsr.cli.errors import debug_mode, reports_errors
+from vidsr.cli.models_cmd import models
+from vidsr.cli.upscale_cmd import upscale
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Upscale real-world video and images with Real-ESRGAN-family networks. "
+         "Add --debug anywhere for full tracebacks and debug logging.",
+)
+app.command("upscale")(reports_errors(upscale))
+app.command("models")(reports_errors(models))
+
+
+def _register_optional_commands() -> None:
+    try:
+        from vidsr.cli.degrade_cmd import degrade
+    except ImportError:  # degradations are optional until their module lands
+        return
+    app.command("degrade")(reports_errors(degrade))
+
+
+_register_optional_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script; exits with the command's status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("VIDSR_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="vidsr: %(levelname)s: %(message)s")
+    debug_mode.set(debug)
+    app(args=args, prog_name="vidsr")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""`vidsr upscale`: options in, one library call, a one-line summary out."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vidsr.engine.image import upscale_image
+from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.io.encode import EncodeSettings
+from vidsr.io.probe import is_image
+
+
+def upscale(
+    input: Path = typer.Argument(..., help="Video or image (PNG/JPEG/WebP) to upscale."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="Output file [default: INPUT_x<scale>.<ext>]."),
+    model: str = typer.Option("animevideov3", "-m", "--model",
+                              help="Model name (see `vidsr models`) or a .pth/.safetensors/.param path."),
+    scale: Optional[float] = typer.Option(None, "-s", "--scale",
+                                          help="Output size / input size, any float [default: model's scale]."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    batch: int = typer.Option(4, "--batch", help="Frames per network call."),
+    half: Optional[bool] = typer.Option(None, "--half/--no-half",
+                                        help="fp16 inference [default: on for CUDA, off for CPU]."),
+    codec: str = typer.Option("libx264", "--codec", help="Video encoder (libx264, libx265, libsvtav1, ...)."),
+    crf: float = typer.Option(18, "--crf", help="Constant rate factor (lower is better quality)."),
+    preset: str = typer.Option("medium", "--preset", help="Encoder preset (e.g. veryfast, medium, slow)."),
+    pix_fmt: str = typer.Option("yuv420p", "--pix-fmt", help="Output pixel format."),
+    encoder: str = typer.Option("auto", "--encoder", help="auto (ffmpeg binary if found, else PyAV), ffmpeg or pyav."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    """Upscale a video (every audio stream copied untouched) or a still image."""
+    if encoder not in ("auto", "ffmpeg", "pyav"):
+        raise typer.BadParameter("must be auto, ffmpeg or pyav", param_hint="--encoder")
+    image = is_image(input)
+    opts = UpscaleOptions(
+        model=model, scale=scale, device=device, batch=batch, half=half,
+        encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=encoder),  # type: ignore[arg-type]
+        overwrite=overwrite, progress=not quiet,
+    )
+    run = upscale_image if image else upscale_video
+    result = run(input, output, opts)
+    if not quiet:
+        typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.frames} frame(s), "
+                   f"{result.seconds:.1f} s, {result.fps:.2f} fps)", err=True)
+    logging.getLogger(__name__).debug("done: %s", result)

@@ -1,0 +1,23 @@
+"""Super-resolution networks and how to load them.
+
+>>> from vidsr.models import load_model
+>>> model = load_model("animevideov3")          # or a .pth / .safetensors / .param path
+>>> model.scale, model.size_multiple
+(4, 1)
+"""
+from vidsr.models._api import list_models, load_model
+from vidsr.models._descriptor import ModelDescriptor, ModelInfo
+from vidsr.models._loaders import save_pth, save_safetensors
+from vidsr.models.compact import SRVGGNetCompact
+from vidsr.models.rrdb import RRDBNet
+
+__all__ = [
+    "ModelDescriptor",
+    "ModelInfo",
+    "RRDBNet",
+    "SRVGGNetCompact",
+    "list_models",
+    "load_model",
+    "save_pth",
+    "save_safetensors",
+]
