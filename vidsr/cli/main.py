@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from vidsr.cli.bench_cmd import bench
 from vidsr.cli.errors import debug_mode, reports_errors
 from vidsr.cli.models_cmd import models
 from vidsr.cli.upscale_cmd import upscale
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.command("upscale")(reports_errors(upscale))
 app.command("models")(reports_errors(models))
+app.command("bench")(reports_errors(bench))
 
 
 def _register_optional_commands() -> None:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from vidsr.engine.image import upscale_image
+from vidsr.engine.upscaler import SpeedOptions
 from vidsr.engine.video import UpscaleOptions, upscale_video
 from vidsr.io.encode import EncodeSettings
 from vidsr.io.probe import is_image
@@ -22,9 +23,17 @@ def upscale(
     scale: Optional[float] = typer.Option(None, "-s", "--scale",
                                           help="Output size / input size, any float [default: model's scale]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    batch: int = typer.Option(4, "--batch", help="Frames per network call."),
+    batch: Optional[int] = typer.Option(None, "--batch",
+                                        help="Frames per network call [default: from free GPU memory; 4 on CPU]."),
     half: Optional[bool] = typer.Option(None, "--half/--no-half",
                                         help="fp16 inference [default: on for CUDA, off for CPU]."),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32, fp16 or bf16 (overrides --half)."),
+    tile: int = typer.Option(0, "--tile", help="Run the network on tiles of this size (0: whole frames)."),
+    tile_pad: int = typer.Option(16, "--tile-pad", help="Context pixels around each tile."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the network (CUDA)."),
+    channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="NHWC memory layout."),
+    cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark",
+                                         help="Let cuDNN time its algorithms for these frame sizes."),
     codec: str = typer.Option("libx264", "--codec", help="Video encoder (libx264, libx265, libsvtav1, ...)."),
     crf: float = typer.Option(18, "--crf", help="Constant rate factor (lower is better quality)."),
     preset: str = typer.Option("medium", "--preset", help="Encoder preset (e.g. veryfast, medium, slow)."),
@@ -37,8 +46,12 @@ def upscale(
     if encoder not in ("auto", "ffmpeg", "pyav"):
         raise typer.BadParameter("must be auto, ffmpeg or pyav", param_hint="--encoder")
     image = is_image(input)
+    if precision == "auto" and half is not None:
+        precision = "fp16" if half else "fp32"
     opts = UpscaleOptions(
-        model=model, scale=scale, device=device, batch=batch, half=half,
+        model=model, scale=scale, device=device, batch=batch, precision=precision,
+        speed=SpeedOptions(channels_last=channels_last, compile=compile, cudnn_benchmark=cudnn_benchmark,
+                           tile=tile, tile_pad=tile_pad),
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=encoder),  # type: ignore[arg-type]
         overwrite=overwrite, progress=not quiet,
     )

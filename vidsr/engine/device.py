@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import torch
 
 from vidsr.errors import OptionError
 
 log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+# torch.OutOfMemoryError appeared in 2.5; older releases only have the CUDA one.
+OutOfMemoryError: type[BaseException] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
 def pick_device(spec: str) -> torch.device:
@@ -20,18 +28,27 @@ def pick_device(spec: str) -> torch.device:
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise OptionError(f"--device {spec}: no CUDA device is available (use --device cpu)")
-        dev = torch.device(spec)
+        try:
+            dev = torch.device(spec)
+        except RuntimeError as exc:
+            raise OptionError(f"--device {spec}: not a device name") from exc
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise OptionError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
         return dev
     raise OptionError(f"--device must be auto, cpu, cuda or cuda:N, not {spec!r}")
 
 
-def pick_dtype(device: torch.device, half: bool | None, supports_half: bool = True) -> torch.dtype:
+def pick_dtype(device: torch.device, precision: str, supports_half: bool = True) -> torch.dtype:
     """fp16 on CUDA by default; fp32 on CPU, where half precision is slow and inexact."""
-    if half is None:
-        half = device.type == "cuda" and supports_half
-    if half and device.type != "cuda":
-        log.warning("--half is only used on CUDA; running in fp32 on %s", device)
+    if precision not in PRECISIONS:
+        raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" and supports_half else "fp32"
+    if precision in ("fp16", "bf16") and device.type != "cuda":
+        log.warning("%s is only used on CUDA; running in fp32 on %s", precision, device)
         return torch.float32
-    return torch.float16 if half else torch.float32
+    return _DTYPES[precision]
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, OutOfMemoryError)

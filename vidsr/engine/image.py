@@ -26,11 +26,11 @@ def upscale_image(input_path: Path, output: Path | None, options: UpscaleOptions
     output = output or default_output(input_path, scale, image=True)
     check_output(input_path, output, overwrite=options.overwrite)
     device = pick_device(options.device)
-    dtype = pick_dtype(device, options.half, model.supports_half)
+    dtype = pick_dtype(device, options.precision, model.supports_half)
     h, w = rgb.shape[:2]
     out_w, out_h = output_size(w, h, scale)
-    upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=(out_w, out_h))
-    big = upscaler(rgb[None])[0]
+    upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=(out_w, out_h), speed=options.speed)
+    big = upscaler(torch.from_numpy(rgb)[None])[0].numpy()
     big_alpha = None
     if alpha is not None:
         # Alpha edges are smooth masks: bicubic keeps them clean where the network would sharpen halos.

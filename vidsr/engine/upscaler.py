@@ -1,14 +1,28 @@
-"""Frames in, larger frames out: the network plus everything around it on the device."""
+"""Frames in, larger frames out: the network and everything around it on the device.
+
+The host only moves bytes: uint8 frames go up (from pinned memory, on a copy stream),
+and uint8 frames in the encoder's pixel format come down. Normalisation, the network,
+the resize to the requested scale, clamping and the colour conversion all run here.
+"""
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidsr.engine.device import is_oom
+from vidsr.engine.pixfmt import DeviceFormatter
+from vidsr.engine.tiling import forward_padded, forward_tiled
+from vidsr.errors import OptionError
 from vidsr.io.encode import needs_even_size
 from vidsr.models import ModelDescriptor
+
+log = logging.getLogger(__name__)
+_MIN_TILE = 32
 
 
 def output_size(width: int, height: int, scale: float, pix_fmt: str | None = None) -> tuple[int, int]:
@@ -22,47 +36,147 @@ def output_size(width: int, height: int, scale: float, pix_fmt: str | None = Non
     return one(width, even_w), one(height, even_h)
 
 
-class FrameUpscaler:
-    """Runs a model on uint8 RGB batches and returns uint8 RGB batches of the output size.
+@dataclass(frozen=True)
+class SpeedOptions:
+    """Knobs that change speed and memory, never the picture (beyond fp rounding)."""
 
-    All float work (normalisation, padding, the network, the resize to the requested
-    scale, clamping and rounding) happens on the model's device, so the host only
-    moves bytes.
-    """
+    channels_last: bool = True
+    compile: bool = False
+    cudnn_benchmark: bool = True
+    tile: int = 0          # 0: whole frames (tiles are still used if memory runs out)
+    tile_pad: int = 16
+
+    def validated(self) -> SpeedOptions:
+        if self.tile < 0 or (0 < self.tile < _MIN_TILE):
+            raise OptionError(f"--tile must be 0 (off) or at least {_MIN_TILE}, not {self.tile}")
+        if self.tile_pad < 0:
+            raise OptionError(f"--tile-pad must be >= 0, not {self.tile_pad}")
+        return self
+
+
+class FrameUpscaler:
+    """Runs one model at one output size; recovers from out-of-memory by shrinking its work."""
 
     def __init__(self, model: ModelDescriptor, *, device: torch.device, dtype: torch.dtype,
-                 out_size: tuple[int, int]) -> None:
+                 out_size: tuple[int, int], formatter: DeviceFormatter | None = None,
+                 speed: SpeedOptions = SpeedOptions(), micro_batch: int = 64) -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
         self.out_w, self.out_h = out_size
-        self.module = model.module.to(device=device, dtype=dtype).eval()
+        self.formatter = formatter or DeviceFormatter("rgb24", self.out_w, self.out_h, None)
+        self.speed = speed.validated()
+        self.micro_batch = micro_batch
+        self.tile = self.speed.tile
+        self.is_cuda = device.type == "cuda"
+        module = model.module.to(device=device, dtype=dtype).eval()
+        if self.speed.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if self.is_cuda:
+            torch.backends.cudnn.benchmark = self.speed.cudnn_benchmark
+        self.eager_module = module
+        self.module: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(module, dynamic=False) if self.speed.compile else module)
+        # Separate streams each way: a download waits for its batch's compute, and an upload
+        # queued behind it on a shared stream would make the next batch wait for that too.
+        self.upload_stream = torch.cuda.Stream(device) if self.is_cuda else None
+        self.download_stream = torch.cuda.Stream(device) if self.is_cuda else None
+
+    # -- host <-> device -------------------------------------------------------------
+
+    def upload(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [N,H,W,3] on the host -> float [N,3,H,W] in [0,1] on the device.
+
+        Once this returns, `frames` may be reused by the caller.
+        """
+        if not self.is_cuda:
+            return frames.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+        assert self.upload_stream is not None
+        compute = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self.upload_stream):
+            dev = frames.to(self.device, non_blocking=True)
+        done = self.upload_stream.record_event()
+        done.synchronize()  # the host buffer is free again; the compute stream has not waited
+        compute.wait_event(done)
+        dev.record_stream(compute)  # allocated on the upload stream, used and freed on the compute stream
+        # NHWC -> NCHW as a view is already channels_last: no copy.
+        return dev.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+
+    def download(self, frames: torch.Tensor, host: torch.Tensor) -> torch.cuda.Event | None:
+        """Copy device frames into the host buffer; returns an event to wait on before reading it."""
+        if not self.is_cuda:
+            host.copy_(frames)
+            return None
+        assert self.download_stream is not None
+        self.download_stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.download_stream):
+            host.copy_(frames, non_blocking=True)
+            frames.record_stream(self.download_stream)
+        return self.download_stream.record_event()
+
+    # -- the work ----------------------------------------------------------------------
 
     @torch.inference_mode()
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """float NCHW in [0,1] on the device -> float NCHW in [0,1] at the output size."""
-        h, w = x.shape[-2:]
-        m = self.model.size_multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        y = self.module(x)
-        s = self.model.scale
-        y = y[..., : h * s, : w * s]
+    def process(self, x: torch.Tensor) -> torch.Tensor:
+        """float [N,3,H,W] in [0,1] -> uint8 frames at the output size, in the formatter's layout."""
+        out: torch.Tensor | None = None
+        i = 0
+        while i < x.shape[0]:
+            j = min(i + self.micro_batch, x.shape[0])
+            try:
+                y = self._finish(self._network(x[i:j]))
+            except Exception as exc:
+                if not (is_oom(exc) and self._shrink(j - i, x.shape[-2:])):
+                    raise
+                continue  # retry the same frames with less memory
+            if out is None:
+                out = y.new_empty((x.shape[0], *y.shape[1:]))
+            out[i:j] = y
+            i = j
+        assert out is not None
+        return out
+
+    @torch.inference_mode()
+    def process_eager(self, x: torch.Tensor) -> torch.Tensor:
+        """process() without torch.compile, e.g. for a memory trial that must not trigger compilation."""
+        compiled, self.module = self.module, self.eager_module
+        try:
+            return self.process(x)
+        finally:
+            self.module = compiled
+
+    @torch.inference_mode()
+    def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
+        """uint8 [N,H,W,3] host frames -> uint8 host frames in the formatter's layout (sequential)."""
+        return self.process(self.upload(rgb)).cpu()
+
+    def _network(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        if self.tile:
+            return forward_tiled(self.eager_module, x, m.scale, m.size_multiple, tile=self.tile,
+                                 pad=self.speed.tile_pad)
+        return forward_padded(self.module, x, m.scale, m.size_multiple)
+
+    def _finish(self, y: torch.Tensor) -> torch.Tensor:
         if (y.shape[-1], y.shape[-2]) != (self.out_w, self.out_h):
-            # Antialiased so downscaling the x4 output (e.g. for -s 2) does not alias.
+            # Antialiased, so downscaling the x4 output (for -s 2) does not alias.
             y = F.interpolate(y, size=(self.out_h, self.out_w), mode="bicubic", align_corners=False,
                               antialias=True)
-        return y.clamp_(0, 1)
+        return self.formatter(y.clamp_(0, 1))
 
-    @torch.inference_mode()
-    def __call__(self, rgb: np.ndarray | torch.Tensor) -> np.ndarray:
-        """uint8 [N,H,W,3] (host) -> uint8 [N,OH,OW,3] (host numpy)."""
-        t = torch.from_numpy(rgb) if isinstance(rgb, np.ndarray) else rgb
-        if self.device.type == "cuda" and not t.is_pinned():
-            t = t.pin_memory()
-        t = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        x = t.to(self.dtype).div_(255)
-        y = self.upscale_tensor(x)
-        out = y.mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        return out.cpu().numpy()
+    def _shrink(self, failed_batch: int, frame_hw: torch.Size) -> bool:
+        """After an out-of-memory error: halve the batch, then tile, then shrink tiles. False if out of options."""
+        if self.is_cuda:
+            torch.cuda.empty_cache()
+        if failed_batch > 1:
+            self.micro_batch = failed_batch // 2
+            log.warning("out of memory: retrying with %d frame(s) per network call", self.micro_batch)
+            return True
+        if not self.tile:
+            self.tile = max(_MIN_TILE, 1 << (max(frame_hw) - 1).bit_length() >> 1)
+        elif self.tile > _MIN_TILE:
+            self.tile = max(_MIN_TILE, self.tile // 2)
+        else:
+            return False
+        log.warning("out of memory: retrying in %dx%d tiles", self.tile, self.tile)
+        return True

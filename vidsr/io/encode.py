@@ -80,36 +80,47 @@ def find_ffmpeg() -> str | None:
 
 
 class FrameEncoder(Protocol):
-    def write(self, rgb: np.ndarray) -> None: ...
+    def write(self, frames: np.ndarray) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
 
 
 def open_encoder(path: Path, *, width: int, height: int, rate: Fraction, color: ColorInfo,
-                 settings: EncodeSettings, container_format: str | None = None) -> FrameEncoder:
-    """Start an encoder writing a video-only file at `path`."""
+                 settings: EncodeSettings, container_format: str | None = None,
+                 input_pix_fmt: str = "rgb24") -> FrameEncoder:
+    """Start an encoder writing a video-only file at `path`.
+
+    It takes frames laid out as PyAV's VideoFrame.from_ndarray expects `input_pix_fmt`:
+    rgb24 (converted to the output format with the stream's matrix) or the output
+    format itself (converted on the device already, passed through as is).
+    """
+    if input_pix_fmt not in ("rgb24", settings.pix_fmt):
+        raise EncoderError(f"encoder input must be rgb24 or {settings.pix_fmt}, not {input_pix_fmt}")
     exe = find_ffmpeg() if settings.backend in ("auto", "ffmpeg") else None
     if settings.backend == "ffmpeg" and exe is None:
         raise EncoderError("--encoder ffmpeg was asked for but no ffmpeg binary was found")
     if exe is not None:
-        return FfmpegProcessEncoder(path, width, height, rate, color, settings, exe, container_format)
+        return FfmpegProcessEncoder(path, width, height, rate, color, settings, exe, container_format,
+                                    input_pix_fmt)
     log.info("no ffmpeg binary; encoding in-process with PyAV")
-    return PyAVEncoder(path, width, height, rate, color, settings, container_format)
+    return PyAVEncoder(path, width, height, rate, color, settings, container_format, input_pix_fmt)
 
 
 class FfmpegProcessEncoder:
-    """An ffmpeg child process reading rgb24 frames from its stdin."""
+    """An ffmpeg child process reading raw frames from its stdin."""
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, color: ColorInfo,
-                 settings: EncodeSettings, exe: str, container_format: str | None) -> None:
+                 settings: EncodeSettings, exe: str, container_format: str | None, input_pix_fmt: str) -> None:
         import ffmpeg  # ffmpeg-python
 
-        self._frame_bytes = width * height * 3
-        src = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+        self._frame_bytes = _frame_bytes(input_pix_fmt, width, height)
+        src = ffmpeg.input("pipe:", format="rawvideo", pix_fmt=input_pix_fmt, s=f"{width}x{height}",
                            framerate=f"{rate.numerator}/{rate.denominator}")
-        # The matrix/range of the RGB->YUV step must be the one we tag, or players shift colours.
-        scaled = src.filter("scale", out_color_matrix=_sws_matrix_name(color), out_range=color.range_tag,
-                            flags="bicubic+accurate_rnd+full_chroma_int")
+        scaled = src
+        if input_pix_fmt == "rgb24":
+            # The matrix/range of the RGB->YUV step must be the one we tag, or players shift colours.
+            scaled = src.filter("scale", out_color_matrix=_sws_matrix_name(color), out_range=color.range_tag,
+                                flags="bicubic+accurate_rnd+full_chroma_int")
         out_kwargs: dict[str, str] = {
             "vcodec": settings.codec, "pix_fmt": settings.pix_fmt,
             "colorspace": color.matrix_tag, "color_range": color.range_tag,
@@ -125,11 +136,11 @@ class FfmpegProcessEncoder:
         log.debug("encoder command: %s", " ".join(args))
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
 
-    def write(self, rgb: np.ndarray) -> None:
-        if rgb.dtype != np.uint8 or rgb.size % self._frame_bytes:
-            raise EncoderError(f"encoder got frames of the wrong size/type {rgb.shape} {rgb.dtype}")
+    def write(self, frames: np.ndarray) -> None:
+        if frames.dtype != np.uint8 or frames.size % self._frame_bytes:
+            raise EncoderError(f"encoder got frames of the wrong size/type {frames.shape} {frames.dtype}")
         try:
-            self._proc.stdin.write(np.ascontiguousarray(rgb).data)
+            self._proc.stdin.write(np.ascontiguousarray(frames).data)
         except (BrokenPipeError, OSError) as exc:
             raise EncoderError(f"ffmpeg stopped: {self._error_text()}") from exc
 
@@ -161,7 +172,8 @@ class PyAVEncoder:
     """The same encode, in-process through PyAV's libavcodec."""
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, color: ColorInfo,
-                 settings: EncodeSettings, container_format: str | None) -> None:
+                 settings: EncodeSettings, container_format: str | None, input_pix_fmt: str) -> None:
+        self._input_pix_fmt = input_pix_fmt
         self._container = av.open(str(path), mode="w", format=container_format)
         stream = self._container.add_stream(settings.codec, rate=rate, options=settings.codec_options())
         stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
@@ -171,12 +183,14 @@ class PyAVEncoder:
         self._stream, self._color, self._pix_fmt = stream, color, settings.pix_fmt
         self._index = 0
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, frames: np.ndarray) -> None:
         rng = "JPEG" if self._color.full_range else "MPEG"
-        for img in rgb:
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(
-                format=self._pix_fmt, src_colorspace=self._color.matrix, dst_colorspace=self._color.matrix,
-                src_color_range="JPEG", dst_color_range=rng, interpolation="BICUBIC")
+        for img in frames:
+            frame = av.VideoFrame.from_ndarray(img, format=self._input_pix_fmt)
+            if self._input_pix_fmt != self._pix_fmt:
+                frame = frame.reformat(format=self._pix_fmt, src_colorspace=self._color.matrix,
+                                       dst_colorspace=self._color.matrix, src_color_range="JPEG",
+                                       dst_color_range=rng, interpolation="BICUBIC")
             frame.pts = self._index
             self._index += 1
             self._container.mux(self._stream.encode(frame))
@@ -190,6 +204,14 @@ class PyAVEncoder:
             self._container.close()
         except av.error.FFmpegError:
             pass
+
+
+def _frame_bytes(pix_fmt: str, width: int, height: int) -> int:
+    """Bytes of one raw frame in the formats encoders are fed (see engine/pixfmt.py)."""
+    per_pixel = {"rgb24": 3.0, "yuv444p": 3.0, "yuv420p": 1.5}
+    if pix_fmt not in per_pixel:
+        raise EncoderError(f"raw input in {pix_fmt} is not supported; feed rgb24")
+    return int(width * height * per_pixel[pix_fmt])
 
 
 def _sws_matrix_name(color: ColorInfo) -> str:

@@ -1,0 +1,53 @@
+"""`vidsr bench`: decode, model, encode, end-to-end and a reference loop, timed in one run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vidsr.bench import BenchConfig, run_bench
+from vidsr.bench.run import format_table
+from vidsr.errors import OptionError
+from vidsr.io.encode import EncodeSettings
+
+_SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "earth_3s.mp4"
+
+
+def bench(
+    source: Path = typer.Option(_SAMPLE, "--source", help="Real clip to loop and resize as the input."),
+    size: Optional[str] = typer.Option(None, "--size", help="Input WxH [default: 960x540 on CUDA, 160x90 on CPU]."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per phase [default: 600 CUDA, 16 CPU]."),
+    model: str = typer.Option("animevideov3", "-m", "--model"),
+    scale: float = typer.Option(2.0, "-s", "--scale"),
+    device: str = typer.Option("auto", "--device"),
+    precision: str = typer.Option("auto", "--precision", help="Comma-separated: auto,fp16,bf16,fp32."),
+    batch: Optional[str] = typer.Option(None, "--batch", help="Comma-separated batch sizes [default: 1,4,8; 4 on CPU]."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="Also measure under torch.compile."),
+    codec: str = typer.Option("libx264", "--codec"),
+    preset: str = typer.Option("veryfast", "--preset"),
+    crf: float = typer.Option(18, "--crf"),
+    encoder: str = typer.Option("auto", "--encoder", help="auto, ffmpeg or pyav."),
+    reference_frames: Optional[int] = typer.Option(None, "--reference-frames"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
+) -> None:
+    """Measure where the time goes on this machine; prints a table (and JSON with --json)."""
+    from vidsr.engine.device import pick_device
+
+    cuda = pick_device(device).type == "cuda"
+    try:
+        w, h = (int(v) for v in (size or ("960x540" if cuda else "160x90")).lower().split("x"))
+        batches = tuple(int(b) for b in (batch or ("1,4,8" if cuda else "4")).split(","))
+    except ValueError as exc:
+        raise OptionError(f"--size takes WxH and --batch comma-separated integers ({exc})") from exc
+    cfg = BenchConfig(
+        source=source, size=(w, h), frames=frames or (600 if cuda else 16), model=model, scale=scale, device=device,
+        precisions=tuple(precision.split(",")), batches=batches, compile=compile,
+        encode=EncodeSettings(codec=codec, preset=preset, crf=crf, backend=encoder),  # type: ignore[arg-type]
+        reference_frames=reference_frames or (60 if cuda else 8), model_iters=20 if cuda else 2,
+    )
+    report = run_bench(cfg, progress=lambda s: typer.echo(f"bench: {s}", err=True))
+    typer.echo(format_table(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2))
