@@ -26,6 +26,7 @@ from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
 from vidsr.engine.video import UpscaleOptions, upscale_video
 from vidsr.io.decode import iter_frames
 from vidsr.io.encode import EncodeSettings, find_ffmpeg, open_encoder
+from vidsr.io.formats import resolve_encoding
 from vidsr.io.probe import probe_video
 from vidsr.models import load_model
 
@@ -104,8 +105,10 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
         progress("preparing input")
         clip = make_input(cfg, folder)
         info = probe_video(clip)
+        enc = resolve_encoding(info, cfg.encode, "mp4")
+        cfg = dataclasses.replace(cfg, encode=enc)
         w, h = cfg.size
-        out_w, out_h = output_size(w, h, cfg.scale, cfg.encode.pix_fmt)
+        out_w, out_h = output_size(w, h, cfg.scale, enc.pix_fmt)
 
         progress("decode only")
         rows.append(_timed("decode", "PyAV -> rgb24", device,

@@ -10,6 +10,7 @@ import typer
 from vidsr.engine.image import upscale_image
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.io.decode import Window
 from vidsr.io.encode import EncodeSettings
 from vidsr.io.probe import is_image
 
@@ -34,10 +35,17 @@ def upscale(
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="NHWC memory layout."),
     cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark",
                                          help="Let cuDNN time its algorithms for these frame sizes."),
-    codec: str = typer.Option("libx264", "--codec", help="Video encoder (libx264, libx265, libsvtav1, ...)."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (libx264, libx265, libsvtav1, ...) "
+                                        "[default: like the input: libx264; libx265 for HEVC or gray; "
+                                        "an alpha-capable codec for alpha]."),
     crf: float = typer.Option(18, "--crf", help="Constant rate factor (lower is better quality)."),
     preset: str = typer.Option("medium", "--preset", help="Encoder preset (e.g. veryfast, medium, slow)."),
-    pix_fmt: str = typer.Option("yuv420p", "--pix-fmt", help="Output pixel format."),
+    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="Output pixel format [default: the input's, "
+                                          "e.g. yuv420p, yuv420p10le for 10-bit]."),
+    start: float = typer.Option(0.0, "--start", help="Seconds into the video to start at."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to process from --start."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames to process from --start."),
+    strict: bool = typer.Option(False, "--strict", help="Damaged or truncated input is an error, not a warning."),
     encoder: str = typer.Option("auto", "--encoder", help="auto (ffmpeg binary if found, else PyAV), ffmpeg or pyav."),
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -53,6 +61,7 @@ def upscale(
         speed=SpeedOptions(channels_last=channels_last, compile=compile, cudnn_benchmark=cudnn_benchmark,
                            tile=tile, tile_pad=tile_pad),
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=encoder),  # type: ignore[arg-type]
+        window=Window(start=start, duration=duration, frames=frames), strict=strict,
         overwrite=overwrite, progress=not quiet,
     )
     run = upscale_image if image else upscale_video

@@ -12,12 +12,20 @@ from vidsr.io.mux import FORMAT_BY_SUFFIX
 _KEEP_VIDEO_SUFFIXES = frozenset(FORMAT_BY_SUFFIX)
 
 
-def default_output(input_path: Path, scale: float, *, image: bool) -> Path:
-    """clip.mp4 -> clip_x2.mp4; containers vidsr cannot write H.264 into become .mkv."""
+# Codecs a container cannot hold (where vidsr would otherwise keep the input's container).
+_WEBM_CODECS = frozenset({"libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"})
+_MOV_ONLY_CODECS = frozenset({"png", "qtrle", "prores_ks", "prores"})
+
+
+def default_output(input_path: Path, scale: float, *, image: bool, codec: str | None = None) -> Path:
+    """clip.mp4 -> clip_x2.mp4: the input's container where it can hold the result, else Matroska."""
     tag = f"x{scale:g}".replace(".", "_")
     suffix = input_path.suffix.lower()
-    if not image and suffix not in _KEEP_VIDEO_SUFFIXES:
-        suffix = ".mkv"
+    if not image:
+        if suffix not in _KEEP_VIDEO_SUFFIXES or (suffix == ".webm" and codec not in _WEBM_CODECS):
+            suffix = ".mkv"
+        if codec in _MOV_ONLY_CODECS and suffix != ".mov":
+            suffix = ".mov"
     return input_path.with_name(f"{input_path.stem}_{tag}{suffix}")
 
 

@@ -21,10 +21,10 @@ QUEUE_DEPTH = 2
 class BufferPool:
     """A fixed set of host tensors handed out and given back."""
 
-    def __init__(self, count: int, shape: tuple[int, ...], *, pinned: bool) -> None:
+    def __init__(self, count: int, shape: tuple[int, ...], *, dtype: torch.dtype, pinned: bool) -> None:
         self._free: queue.Queue[torch.Tensor] = queue.Queue()
         for _ in range(count):
-            self._free.put(torch.empty(shape, dtype=torch.uint8, pin_memory=pinned))
+            self._free.put(torch.empty(shape, dtype=dtype, pin_memory=pinned))
 
     def take(self) -> torch.Tensor:
         try:
@@ -38,16 +38,18 @@ class BufferPool:
 
 def run_pipeline(frames: Callable[[], Iterable[np.ndarray]], upscaler: FrameUpscaler,
                  sink: Callable[[np.ndarray], None], *, batch: int, frame_shape: tuple[int, int, int],
-                 on_progress: Callable[[int], None] | None = None, pad_last_batch: bool = False) -> int:
+                 frame_dtype: torch.dtype = torch.uint8, on_progress: Callable[[int], None] | None = None, pad_last_batch: bool = False) -> int:
     """Upscale every frame from `frames()` and pass the results, in order, to `sink`. Returns the count.
 
+    Frames are [H,W,C] arrays (`frame_shape`, `frame_dtype`: uint8 or uint16; C = 3, or 4 with alpha).
     `frames` runs in its own thread, `sink` in another; the network runs in the caller's.
     `sink` receives uint8 arrays [n, *upscaler.formatter.frame_shape].
     """
     pinned = upscaler.is_cuda
     # One buffer being filled, one being consumed, QUEUE_DEPTH waiting: no stage waits for a buffer.
-    in_pool = BufferPool(QUEUE_DEPTH + 2, (batch, *frame_shape), pinned=pinned)
-    out_pool = BufferPool(QUEUE_DEPTH + 2, (batch, *upscaler.formatter.frame_shape), pinned=pinned)
+    in_pool = BufferPool(QUEUE_DEPTH + 2, (batch, *frame_shape), dtype=frame_dtype, pinned=pinned)
+    out_pool = BufferPool(QUEUE_DEPTH + 2, (batch, *upscaler.formatter.frame_shape), dtype=upscaler.formatter.dtype,
+                          pinned=pinned)
 
     def batches() -> Iterator[tuple[torch.Tensor, int]]:
         buf, view, n = None, None, 0

@@ -1,13 +1,15 @@
-"""RGB -> the encoder's pixel format, on the device.
+"""The network's RGB(A) -> the encoder's pixel format, on the device.
 
 Doing this next to the network means the host gets yuv420p (half the bytes of RGB) and
-runs no colour conversion of its own, which on a fast GPU is what keeps the encoder fed.
-Formats without a device conversion here fall back to rgb24, converted by the encoder.
+runs no colour conversion of its own, which on a fast GPU is what keeps the encoder
+fed. Formats without a device conversion here fall back to packed RGB(A) at the right
+bit depth, converted by the encoder.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import av
 import torch
 import torch.nn.functional as F
 
@@ -21,61 +23,107 @@ _KR_KB = {
     "SMPTE240M": (0.212, 0.087),
     "BT2020": (0.2627, 0.0593),
 }
-DEVICE_FORMATS = ("yuv420p", "yuv444p", "rgb24")
+# Formats produced here: name -> (kind, bits). Layouts are those of PyAV's VideoFrame.from_ndarray.
+_DEVICE_FORMATS = {
+    "yuv420p": ("yuv420", 8), "yuv420p10le": ("yuv420", 10), "yuv444p": ("yuv444", 8),
+    "gray": ("gray", 8), "gray10le": ("gray", 10),
+    "rgb24": ("rgb", 8), "rgb48le": ("rgb", 16), "rgba": ("rgba", 8), "rgba64le": ("rgba", 16),
+}
+
+
+def _bits(pix_fmt: str) -> int:
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+
+
+def has_alpha(pix_fmt: str) -> bool:
+    fmt = av.VideoFormat(pix_fmt)
+    return len(fmt.components) == 4 or pix_fmt.startswith(("ya", "gbrap", "argb", "abgr", "bgra", "rgba"))
 
 
 @dataclass(frozen=True)
 class DeviceFormatter:
-    """Turns float RGB NCHW in [0,1] into uint8 frames laid out as FFmpeg expects `pix_fmt`."""
+    """Turns float RGB(A) NCHW in [0,1] into frames laid out as FFmpeg expects `pix_fmt`."""
 
     pix_fmt: str
     width: int
     height: int
-    color: ColorInfo | None  # needed for the YUV formats only
+    color: ColorInfo | None  # needed for the YUV/gray formats only
 
     @staticmethod
-    def for_encoder(pix_fmt: str, width: int, height: int, color: ColorInfo) -> DeviceFormatter:
-        """The device-side format to produce for an encoder wanting `pix_fmt` (rgb24 if unsupported here)."""
-        fmt = pix_fmt if pix_fmt in DEVICE_FORMATS else "rgb24"
+    def for_encoder(pix_fmt: str, width: int, height: int, color: ColorInfo | None,
+                    alpha: bool = False) -> DeviceFormatter:
+        """The device-side format to produce for an encoder wanting `pix_fmt`.
+
+        `alpha` says the frames carry an alpha channel; it is kept whenever `pix_fmt` has one.
+        """
+        deep = _bits(pix_fmt) > 8
+        if alpha and has_alpha(pix_fmt):
+            fmt = "rgba64le" if deep else "rgba"
+        elif pix_fmt in _DEVICE_FORMATS and _DEVICE_FORMATS[pix_fmt][0] != "rgba":
+            fmt = pix_fmt
+        else:
+            fmt = "rgb48le" if deep else "rgb24"
         return DeviceFormatter(fmt, width, height, color)
+
+    @property
+    def kind(self) -> str:
+        return _DEVICE_FORMATS[self.pix_fmt][0]
+
+    @property
+    def bits(self) -> int:
+        return _DEVICE_FORMATS[self.pix_fmt][1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.uint8 if self.bits == 8 else torch.uint16
+
+    @property
+    def channels_in(self) -> int:
+        """Channels the formatter consumes: 4 when it keeps alpha."""
+        return 4 if self.kind == "rgba" else 3
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
         """Shape of one frame as PyAV's VideoFrame.from_ndarray takes it for this format."""
-        if self.pix_fmt == "yuv420p":
-            return (self.height * 3 // 2, self.width)
-        if self.pix_fmt == "yuv444p":
-            return (3, self.height, self.width)
-        return (self.height, self.width, 3)
+        h, w = self.height, self.width
+        return {"yuv420": (h * 3 // 2, w), "yuv444": (3, h, w), "gray": (h, w), "rgb": (h, w, 3),
+                "rgba": (h, w, 4)}[self.kind]
 
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
-        """float [N,3,H,W] in [0,1] -> uint8 [N, *frame_shape]."""
-        if self.pix_fmt == "rgb24":
-            return _to_uint8(rgb * 255).permute(0, 2, 3, 1)
-        assert self.color is not None, "YUV output needs the colour matrix"
-        y, cb, cr = _rgb_to_ycbcr(rgb.float(), self.color)
-        if self.pix_fmt == "yuv420p":
-            n = rgb.shape[0]
+        """float [N,C,H,W] in [0,1] (C = 3, or 4 with alpha) -> [N, *frame_shape] of `dtype`."""
+        n = rgb.shape[0]
+        top = (1 << self.bits) - 1
+        if self.kind in ("rgb", "rgba"):
+            return self._quantise(rgb[:, : self.channels_in].float() * top).permute(0, 2, 3, 1)
+        y, cb, cr = _rgb_to_ycbcr(rgb[:, :3].float(), self.color, self.bits)
+        if self.kind == "gray":
+            return self._quantise(y)[:, 0]
+        if self.kind == "yuv420":
             # Chroma sited at the centre of each 2x2 block (a box average), as JPEG/H.261 do.
-            cb = F.avg_pool2d(cb, 2)
-            cr = F.avg_pool2d(cr, 2)
-            return torch.cat([_to_uint8(y).reshape(n, -1), _to_uint8(cb).reshape(n, -1),
-                              _to_uint8(cr).reshape(n, -1)], dim=1).reshape(n, *self.frame_shape)
-        return _to_uint8(torch.cat([y, cb, cr], dim=1))
+            cb, cr = F.avg_pool2d(cb, 2), F.avg_pool2d(cr, 2)
+            planes = [self._quantise(p).reshape(n, -1) for p in (y, cb, cr)]
+            return torch.cat(planes, dim=1).reshape(n, *self.frame_shape)
+        return self._quantise(torch.cat([y, cb, cr], dim=1))
+
+    def _quantise(self, x: torch.Tensor) -> torch.Tensor:
+        top = (1 << self.bits) - 1
+        # uint16 tensors support few ops: round and clamp in int32, then narrow.
+        return x.add(0.5).floor_().clamp_(0, top).to(torch.int32 if self.bits > 8 else torch.uint8).to(self.dtype)
 
 
-def _rgb_to_ycbcr(rgb: torch.Tensor, color: ColorInfo) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Full-range RGB in [0,1] -> Y, Cb, Cr in 8-bit code values (float, not yet rounded)."""
+def _rgb_to_ycbcr(rgb: torch.Tensor, color: ColorInfo | None,
+                  bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Full-range RGB in [0,1] -> Y, Cb, Cr as code values of `bits` (float, not yet rounded)."""
+    assert color is not None, "YUV output needs the colour matrix"
     kr, kb = _KR_KB[color.matrix]
     kg = 1.0 - kr - kb
     r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
     y = kr * r + kg * g + kb * b
     cb = (b - y) / (2 * (1 - kb))
     cr = (r - y) / (2 * (1 - kr))
+    unit = 1 << (bits - 8)  # 8-bit code values scaled up, as BT.709/BT.2020 define 10-bit levels
+    mid = 128 * unit
     if color.full_range:
-        return y * 255, cb * 255 + 128, cr * 255 + 128
-    return y * 219 + 16, cb * 224 + 128, cr * 224 + 128
-
-
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return x.add(0.5).floor_().clamp_(0, 255).to(torch.uint8)
+        top = (1 << bits) - 1
+        return y * top, cb * top + mid, cr * top + mid
+    return (y * 219 + 16) * unit, cb * 224 * unit + mid, cr * 224 * unit + mid

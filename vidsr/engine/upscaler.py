@@ -85,12 +85,13 @@ class FrameUpscaler:
     # -- host <-> device -------------------------------------------------------------
 
     def upload(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 [N,H,W,3] on the host -> float [N,3,H,W] in [0,1] on the device.
+        """uint8/uint16 [N,H,W,C] on the host -> float [N,C,H,W] in [0,1] on the device (C = 3, or 4 with alpha).
 
         Once this returns, `frames` may be reused by the caller.
         """
+        top = 255 if frames.dtype == torch.uint8 else 65535
         if not self.is_cuda:
-            return frames.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+            return frames.permute(0, 3, 1, 2).to(self.dtype).div_(top)
         assert self.upload_stream is not None
         compute = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self.upload_stream):
@@ -100,7 +101,7 @@ class FrameUpscaler:
         compute.wait_event(done)
         dev.record_stream(compute)  # allocated on the upload stream, used and freed on the compute stream
         # NHWC -> NCHW as a view is already channels_last: no copy.
-        return dev.permute(0, 3, 1, 2).to(self.dtype).div_(255)
+        return dev.permute(0, 3, 1, 2).to(self.dtype).div_(top)
 
     def download(self, frames: torch.Tensor, host: torch.Tensor) -> torch.cuda.Event | None:
         """Copy device frames into the host buffer; returns an event to wait on before reading it."""
@@ -124,7 +125,7 @@ class FrameUpscaler:
         while i < x.shape[0]:
             j = min(i + self.micro_batch, x.shape[0])
             try:
-                y = self._finish(self._network(x[i:j]))
+                y = self._finish(self._network(x[i:j, :3]), x[i:j, 3:])
             except Exception as exc:
                 if not (is_oom(exc) and self._shrink(j - i, x.shape[-2:])):
                     raise
@@ -157,12 +158,18 @@ class FrameUpscaler:
                                  pad=self.speed.tile_pad)
         return forward_padded(self.module, x, m.scale, m.size_multiple)
 
-    def _finish(self, y: torch.Tensor) -> torch.Tensor:
-        if (y.shape[-1], y.shape[-2]) != (self.out_w, self.out_h):
-            # Antialiased, so downscaling the x4 output (for -s 2) does not alias.
-            y = F.interpolate(y, size=(self.out_h, self.out_w), mode="bicubic", align_corners=False,
-                              antialias=True)
+    def _finish(self, y: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        y = self._resize(y)
+        if alpha.shape[1]:
+            # Alpha is a smooth mask: a filter keeps its edges clean where the network would add halos.
+            y = torch.cat([y, self._resize(alpha.to(y.dtype))], dim=1)
         return self.formatter(y.clamp_(0, 1))
+
+    def _resize(self, y: torch.Tensor) -> torch.Tensor:
+        if (y.shape[-1], y.shape[-2]) == (self.out_w, self.out_h):
+            return y
+        # Antialiased, so downscaling the x4 output (for -s 2) does not alias.
+        return F.interpolate(y, size=(self.out_h, self.out_w), mode="bicubic", align_corners=False, antialias=True)
 
     def _shrink(self, failed_batch: int, frame_hw: torch.Size) -> bool:
         """After an out-of-memory error: halve the batch, then tile, then shrink tiles. False if out of options."""

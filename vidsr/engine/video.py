@@ -1,4 +1,4 @@
-"""The video path: probe, then decode -> upscale -> encode (overlapped), then mux the other streams."""
+"""The video path: probe, then decode -> upscale -> encode (overlapped), then mux every other stream."""
 from __future__ import annotations
 
 import contextlib
@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from vidsr.engine.batching import choose_batch
@@ -16,10 +17,11 @@ from vidsr.engine.pipeline import run_pipeline
 from vidsr.engine.pixfmt import DeviceFormatter
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
 from vidsr.errors import InputError, OptionError
-from vidsr.io.decode import iter_frames
+from vidsr.io.decode import DecodeReport, FrameReader, Window
 from vidsr.io.encode import EncodeSettings, open_encoder, validate_settings
-from vidsr.io.mux import container_format_for, mux_with_source
-from vidsr.io.probe import probe_video
+from vidsr.io.formats import resolve_encoding
+from vidsr.io.mux import Cut, VideoLayout, VideoTiming, container_format_for, mux_with_source
+from vidsr.io.probe import VideoInfo, probe_video
 from vidsr.models import ModelDescriptor, load_model
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ class UpscaleOptions:
     precision: str = "auto"             # auto: fp16 on CUDA, fp32 on CPU
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
+    window: Window = field(default_factory=Window)
+    strict: bool = False                # damaged input is an error rather than a warning
     overwrite: bool = False
     progress: bool = True
     decode_threads: int = 0             # 0: FFmpeg picks
@@ -45,6 +49,9 @@ class UpscaleOptions:
             raise OptionError(f"--scale must be in (0, 16], not {self.scale:g}")
         if self.batch is not None and self.batch < 1:
             raise OptionError(f"--batch must be at least 1, not {self.batch}")
+        w = self.window
+        if w.start < 0 or (w.duration is not None and w.duration <= 0) or (w.frames is not None and w.frames < 1):
+            raise OptionError("--start must be >= 0, --duration > 0 and --frames >= 1")
         self.speed.validated()
         validate_settings(self.encode)
         return self
@@ -57,6 +64,7 @@ class UpscaleResult:
     width: int
     height: int
     seconds: float
+    warnings: tuple[str, ...] = ()
 
     @property
     def fps(self) -> float:
@@ -65,30 +73,42 @@ class UpscaleResult:
 
 def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions,
                   model: ModelDescriptor | None = None) -> UpscaleResult:
-    """Upscale every frame of `input_path` into `output`, copying its audio streams."""
+    """Upscale every frame of `input_path` (or the window asked for) into `output`, copying all other streams."""
     options = options.validated()
     info = probe_video(input_path)  # fails fast on bad input, before the model loads
+    if info.hdr:
+        log.warning("%s is HDR (%s); its tags are kept, but the models were trained on SDR video",
+                    input_path.name, info.color.trc_tag)
     model = model or load_model(options.model)
     scale = options.scale or float(model.scale)
-    output = output or default_output(input_path, scale, image=False)
+    encode = resolve_encoding(info, options.encode, container_format_for(output or input_path))
+    output = output or default_output(input_path, scale, image=False, codec=encode.codec)
+    encode = resolve_encoding(info, options.encode, container_format_for(output))
     check_output(input_path, output, overwrite=options.overwrite)
+
     device = pick_device(options.device)
     dtype = pick_dtype(device, options.precision, model.supports_half)
-    out_w, out_h = output_size(info.width, info.height, scale, options.encode.pix_fmt)
-    formatter = DeviceFormatter.for_encoder(options.encode.pix_fmt, out_w, out_h, info.color)
+    out_w, out_h = output_size(info.width, info.height, scale, encode.pix_fmt)
+    formatter = DeviceFormatter.for_encoder(encode.pix_fmt, out_w, out_h, info.color, alpha=info.alpha)
     upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=(out_w, out_h), formatter=formatter,
                              speed=options.speed)
     batch = options.batch or choose_batch(upscaler, info.height, info.width)
-    log.info("%s: %dx%d -> %dx%d with %s on %s (%s, batch %d)", input_path, info.width, info.height, out_w,
-             out_h, model.name, device, str(dtype).removeprefix("torch."), batch)
+    log.info("%s: %dx%d -> %dx%d with %s on %s (%s, batch %d), %s %s", input_path, info.width, info.height,
+             out_w, out_h, model.name, device, str(dtype).removeprefix("torch."), batch, encode.codec, encode.pix_fmt)
 
+    channels = 4 if info.alpha else 3
+    deep = info.bits > 8
+    rgb_format = {(3, False): "rgb24", (3, True): "rgb48le", (4, False): "rgba", (4, True): "rgba64le"}[(channels, deep)]
+    reader = FrameReader(input_path, info.color, rgb_format=rgb_format, window=options.window, start_s=info.start_s,
+                         threads=options.decode_threads)
     video_tmp = partial_path(output, "video")
     start = time.perf_counter()
     try:
         encoder = open_encoder(video_tmp, width=out_w, height=out_h, rate=info.rate, color=info.color,
-                               settings=options.encode, container_format=container_format_for(output),
-                               input_pix_fmt=formatter.pix_fmt)
-        with tqdm(total=info.frames, unit="frame", desc=input_path.name, disable=not options.progress,
+                               settings=encode, container_format=container_format_for(output),
+                               input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio)
+        total = options.window.frames or (None if options.window.duration else info.frames)
+        with tqdm(total=total, unit="frame", desc=input_path.name, disable=not options.progress,
                   dynamic_ncols=True, smoothing=0.1) as bar:
             if options.speed.compile:
                 bar.set_postfix_str("torch.compile warm-up (first batch)")
@@ -99,19 +119,63 @@ def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions
                 bar.update(n)
 
             try:
-                frames = run_pipeline(lambda: iter_frames(input_path, info.color, threads=options.decode_threads),
-                                      upscaler, encoder.write, batch=batch,
-                                      frame_shape=(info.height, info.width, 3), on_progress=progress,
+                frames = run_pipeline(lambda: reader, upscaler, encoder.write, batch=batch,
+                                      frame_shape=(info.height, info.width, channels),
+                                      frame_dtype=torch.uint16 if deep else torch.uint8, on_progress=progress,
                                       pad_last_batch=options.speed.compile)
                 encoder.close()
             except BaseException:
                 encoder.abort()
                 raise
         if frames == 0:
-            raise InputError(f"no video frame could be decoded from {input_path}")
+            raise InputError(f"no video frame could be decoded from {input_path}"
+                             + (" in the window asked for" if not options.window.is_whole else ""))
+        warnings = _damage_warnings(reader.report, info, options)
+        timing = VideoTiming(pts=reader.report.pts, time_base=info.time_base)
         with atomic_output(output) as tmp:
-            mux_with_source(video_tmp, input_path, tmp, video_offset_s=info.start_s)
+            mux_with_source(video_tmp, timing, input_path, tmp, cut=_cut(reader.report, info, options.window),
+                            layout=VideoLayout(rotation=info.rotation))
     finally:
         with contextlib.suppress(FileNotFoundError):
             video_tmp.unlink()
-    return UpscaleResult(output, frames, out_w, out_h, time.perf_counter() - start)
+    return UpscaleResult(output, frames, out_w, out_h, time.perf_counter() - start, warnings)
+
+
+def _cut(report: DecodeReport, info: VideoInfo, window: Window) -> Cut | None:
+    """The source time range the other streams are cut to: from the first kept frame to the end of the last."""
+    if window.is_whole:
+        return None
+    tb = info.time_base
+    first = float(report.pts[0] * tb)
+    if window.duration is not None:
+        return Cut(first, info.start_s + window.start + window.duration)
+    frame = float(1 / info.rate) if info.rate else 0.0
+    last = float(report.pts[-1] * tb) + frame
+    return Cut(first, last)
+
+
+def _damage_warnings(report: DecodeReport, info: VideoInfo, options: UpscaleOptions) -> tuple[str, ...]:
+    """Say what was done about damage; with --strict, refuse instead."""
+    notes = []
+    if report.concealed:
+        notes.append(f"{report.concealed} frame(s) had decoding errors that FFmpeg concealed")
+    if report.replaced:
+        notes.append(f"{report.replaced} frame(s) could not be decoded and repeat the frame before them")
+    if report.dropped:
+        notes.append(f"{report.dropped} damaged packet(s) had no timestamp and were skipped")
+    decoded = len(report.pts)
+    if report.truncated:
+        notes.append(f"input ends early: {report.truncated}; {decoded} frame(s) upscaled")
+    elif options.window.is_whole and info.frames and decoded < info.frames and info.frames_exact:
+        notes.append(f"input ends early: {decoded} of the {info.frames} frames its header lists were decoded")
+    elif options.window.is_whole and info.duration_exact and info.duration_s and report.pts:
+        frame = float(1 / info.rate) if info.rate else 0.04
+        reached = float(report.pts[-1] * info.time_base) + frame - info.start_s
+        if reached < info.duration_s - max(2 * frame, 0.1):
+            notes.append(f"input ends early: video decoded up to {reached:.2f} s of the {info.duration_s:.2f} s "
+                         f"its header gives; {decoded} frame(s) upscaled")
+    if notes and options.strict:
+        raise InputError(f"{info.path.name} is damaged (--strict): " + "; ".join(notes))
+    for note in notes:
+        log.warning("%s: %s", info.path.name, note)
+    return tuple(notes)

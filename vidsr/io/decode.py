@@ -1,12 +1,16 @@
-"""Stream RGB frames out of a video with PyAV.
+"""Stream frames out of a video with PyAV, with their timestamps, surviving damage.
 
 Frames are converted with the stream's own YUV matrix and range (see color.py), so the
-network sees the colours a correct player shows.
+network sees the colours a correct player shows, at 16 bits per channel when the source
+has more than 8, and with alpha when the source has it.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -19,22 +23,164 @@ from vidsr.io.probe import open_container
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Window:
+    """Which part of the video to take, in seconds from its first frame; None means unbounded."""
+
+    start: float = 0.0
+    duration: float | None = None
+    frames: int | None = None
+
+    @property
+    def is_whole(self) -> bool:
+        return self.start <= 0 and self.duration is None and self.frames is None
+
+
+@dataclass
+class DecodeReport:
+    """What decoding found, filled in as frames are read."""
+
+    pts: list[int] = field(default_factory=list)   # of each frame handed out, in the stream's time base
+    concealed: int = 0       # frames FFmpeg decoded with errors hidden (marked corrupt)
+    replaced: int = 0        # packets that gave no picture (failed or dropped), stood in for by the previous one
+    dropped: int = 0         # failed packets with no usable timestamp, so no frame could stand in
+    truncated: str | None = None  # why reading stopped early, if it did
+
+
+class FrameReader:
+    """Iterate to get each frame as [H, W, C] uint8 or uint16 (`rgb_format`), in presentation order."""
+
+    def __init__(self, path: Path, color: ColorInfo, *, rgb_format: str = "rgb24", window: Window = Window(),
+                 start_s: float = 0.0, threads: int = 0) -> None:
+        self.path = path
+        self.color = color
+        self.rgb_format = rgb_format
+        self.window = window
+        self.first_frame_s = start_s
+        self.threads = threads
+        self.report = DecodeReport()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with open_container(self.path) as container:
+            stream = container.streams.video[0]
+            # Frame threading keeps several cores busy on H.264/HEVC; slice threading alone does not.
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = self.threads
+            tb = Fraction(stream.time_base)
+            start_pts, end_pts = self._bounds(tb)
+            if start_pts is not None and self.window.start > 0:
+                container.seek(start_pts, stream=stream, backward=True, any_frame=False)
+            for pts, image in self._timeline(container, stream):
+                if start_pts is not None and pts < start_pts:
+                    continue
+                if end_pts is not None and pts >= end_pts:
+                    break
+                if self.window.frames is not None and len(self.report.pts) >= self.window.frames:
+                    break
+                if self.report.pts and pts <= self.report.pts[-1]:
+                    pts = self.report.pts[-1] + 1  # keep timestamps strictly increasing for the muxer
+                self.report.pts.append(pts)
+                yield image
+
+    def _timeline(self, container: av.container.InputContainer,
+                  stream: av.video.stream.VideoStream) -> Iterator[tuple[int, np.ndarray]]:
+        """(pts, picture) in presentation order, one per video packet.
+
+        A packet whose picture never comes out of the decoder (it failed, or the decoder
+        silently dropped it) gets the picture shown before it, so the frame count and
+        the timing survive damage. Such packets are known by their timestamps: once the
+        decoder shows a frame at time t, every packet sent with an earlier time that has
+        not been shown is lost (the decoder shows frames in presentation order).
+        """
+        sent: list[int] = []          # heap of packet timestamps not shown yet
+        tracking = True               # off if frame and packet timestamps turn out not to match
+        last: np.ndarray | None = None
+        for kind, pts, frame in self._decoded(container, stream):
+            if kind == "packet":
+                if tracking and pts is not None:
+                    heapq.heappush(sent, pts)
+                continue
+            assert frame is not None
+            image = self._to_array(frame)
+            if tracking and pts not in sent:
+                tracking, sent = False, []
+                log.debug("frame timestamps do not match packet timestamps; lost frames cannot be detected")
+            while tracking and sent and sent[0] < pts:
+                self.report.replaced += 1
+                yield heapq.heappop(sent), image if last is None else last
+            if tracking and sent and sent[0] == pts:
+                heapq.heappop(sent)
+            yield pts, image
+            last = image
+        while sent and last is not None:
+            self.report.replaced += 1
+            yield heapq.heappop(sent), last
+
+    def _decoded(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+                 ) -> Iterator[tuple[str, int | None, av.VideoFrame | None]]:
+        """("packet", pts, None) for each packet sent, ("frame", pts, frame) for each frame decoded."""
+        packets = container.demux(stream)
+        next_pts = 0
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except (av.error.FFmpegError, EOFError) as exc:
+                self.report.truncated = f"reading stopped at a damaged or missing part ({_reason(exc)})"
+                break
+            if packet.size:
+                yield "packet", packet.pts, None
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                if packet.pts is None:
+                    self.report.dropped += 1
+                continue
+            for frame in frames:
+                next_pts = self._pts(frame, next_pts)
+                yield "frame", next_pts, frame
+        if self.report.truncated:
+            # Demuxing stopped on an error, so the decoder never got its end-of-stream flush.
+            try:
+                for frame in stream.codec_context.decode(None):
+                    next_pts = self._pts(frame, next_pts)
+                    yield "frame", next_pts, frame
+            except (av.error.FFmpegError, EOFError):
+                pass
+
+    def _bounds(self, tb: Fraction) -> tuple[int | None, int | None]:
+        """The window as [start, end) timestamps of the stream (None: unbounded)."""
+        w = self.window
+        if w.is_whole:
+            return None, None
+        start_s = self.first_frame_s + max(0.0, w.start)
+        start = int(Fraction(start_s) / tb) if w.start > 0 else None
+        end = int(Fraction(start_s + w.duration) / tb) if w.duration is not None else None
+        return start, end
+
+    def _pts(self, frame: av.VideoFrame, previous: int) -> int:
+        if frame.is_corrupt:
+            self.report.concealed += 1
+        if frame.pts is not None:
+            return frame.pts
+        return previous + 1 if self.report.pts else 0
+
+    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        c = self.color
+        return frame.reformat(
+            format=self.rgb_format,
+            src_colorspace=c.matrix,
+            src_color_range="JPEG" if c.full_range else "MPEG",
+            dst_color_range="JPEG",
+            interpolation="BICUBIC",
+        ).to_ndarray()
+
+
 def iter_frames(path: Path, color: ColorInfo, *, threads: int = 0) -> Iterator[np.ndarray]:
-    """Yield each frame as uint8 RGB [H, W, 3], in presentation order, one at a time."""
-    src_range = "JPEG" if color.full_range else "MPEG"
-    with open_container(path) as container:
-        stream = container.streams.video[0]
-        # Frame threading keeps several cores busy on H.264/HEVC; slice threading alone does not.
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-        try:
-            for frame in container.decode(stream):
-                yield frame.reformat(
-                    format="rgb24",
-                    src_colorspace=color.matrix,
-                    src_color_range=src_range,
-                    dst_color_range="JPEG",
-                    interpolation="BICUBIC",
-                ).to_ndarray()
-        except av.error.FFmpegError as exc:
-            raise InputError(f"cannot decode {path}: {exc}") from exc
+    """Every frame as uint8 RGB [H, W, 3], for callers that need no timestamps."""
+    return iter(FrameReader(path, color, threads=threads))
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "strerror", None) or exc).split())

@@ -31,10 +31,12 @@ _PRESET_CODECS = {"libx264", "libx265", "libsvtav1"}
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    codec: str = "libx264"
+    """Encoder choice; codec and pix_fmt None mean "like the input" (see formats.py)."""
+
+    codec: str | None = None
     crf: float | None = 18
     preset: str | None = "medium"
-    pix_fmt: str = "yuv420p"
+    pix_fmt: str | None = None
     backend: Backend = "auto"
 
     def codec_options(self) -> dict[str, str]:
@@ -46,18 +48,22 @@ class EncodeSettings:
                 opts["b"] = "0"  # VP9 needs bitrate 0 for constant-quality mode
         if self.preset is not None and self.codec in _PRESET_CODECS:
             opts["preset"] = str(self.preset)
+        if self.codec == "libx265":
+            opts["x265-params"] = "log-level=error"  # x265 otherwise prints pages of statistics
         return opts
 
 
 def validate_settings(settings: EncodeSettings) -> None:
-    try:
-        av.codec.Codec(settings.codec, "w")
-    except Exception as exc:  # PyAV raises several types for unknown codecs
-        raise OptionError(f"unknown or unavailable video encoder {settings.codec!r}") from exc
-    try:
-        av.VideoFormat(settings.pix_fmt)
-    except ValueError as exc:
-        raise OptionError(f"unknown pixel format {settings.pix_fmt!r}") from exc
+    if settings.codec is not None:
+        try:
+            av.codec.Codec(settings.codec, "w")
+        except Exception as exc:  # PyAV raises several types for unknown codecs
+            raise OptionError(f"unknown or unavailable video encoder {settings.codec!r}") from exc
+    if settings.pix_fmt is not None:
+        try:
+            av.VideoFormat(settings.pix_fmt)
+        except ValueError as exc:
+            raise OptionError(f"unknown pixel format {settings.pix_fmt!r}") from exc
 
 
 def needs_even_size(pix_fmt: str) -> tuple[bool, bool]:
@@ -87,40 +93,49 @@ class FrameEncoder(Protocol):
 
 def open_encoder(path: Path, *, width: int, height: int, rate: Fraction, color: ColorInfo,
                  settings: EncodeSettings, container_format: str | None = None,
-                 input_pix_fmt: str = "rgb24") -> FrameEncoder:
+                 input_pix_fmt: str = "rgb24", sample_aspect_ratio: Fraction = Fraction(1)) -> FrameEncoder:
     """Start an encoder writing a video-only file at `path`.
 
     It takes frames laid out as PyAV's VideoFrame.from_ndarray expects `input_pix_fmt`:
-    rgb24 (converted to the output format with the stream's matrix) or the output
-    format itself (converted on the device already, passed through as is).
+    packed RGB(A) (converted to the output format with the stream's matrix) or the
+    output format itself (converted on the device already, passed through as is).
     """
-    if input_pix_fmt not in ("rgb24", settings.pix_fmt):
-        raise EncoderError(f"encoder input must be rgb24 or {settings.pix_fmt}, not {input_pix_fmt}")
+    assert settings.codec is not None and settings.pix_fmt is not None, "resolve_encoding() first"
+    if not (_is_rgb(input_pix_fmt) or input_pix_fmt == settings.pix_fmt):
+        raise EncoderError(f"encoder input must be packed RGB(A) or {settings.pix_fmt}, not {input_pix_fmt}")
+    sar = sample_aspect_ratio if sample_aspect_ratio and sample_aspect_ratio != 1 else None
     exe = find_ffmpeg() if settings.backend in ("auto", "ffmpeg") else None
     if settings.backend == "ffmpeg" and exe is None:
         raise EncoderError("--encoder ffmpeg was asked for but no ffmpeg binary was found")
     if exe is not None:
         return FfmpegProcessEncoder(path, width, height, rate, color, settings, exe, container_format,
-                                    input_pix_fmt)
+                                    input_pix_fmt, sar)
     log.info("no ffmpeg binary; encoding in-process with PyAV")
-    return PyAVEncoder(path, width, height, rate, color, settings, container_format, input_pix_fmt)
+    return PyAVEncoder(path, width, height, rate, color, settings, container_format, input_pix_fmt, sar)
 
 
 class FfmpegProcessEncoder:
     """An ffmpeg child process reading raw frames from its stdin."""
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, color: ColorInfo,
-                 settings: EncodeSettings, exe: str, container_format: str | None, input_pix_fmt: str) -> None:
+                 settings: EncodeSettings, exe: str, container_format: str | None, input_pix_fmt: str,
+                 sar: Fraction | None) -> None:
         import ffmpeg  # ffmpeg-python
 
         self._frame_bytes = _frame_bytes(input_pix_fmt, width, height)
+        # FFmpeg >= 7 carries colour tags on frames: tag the raw input, or output options are overridden.
+        tags = {"color_primaries": color.primaries_tag, "color_trc": color.trc_tag}
+        if not _is_rgb(input_pix_fmt):
+            tags.update(colorspace=color.matrix_tag, color_range=color.range_tag)
         src = ffmpeg.input("pipe:", format="rawvideo", pix_fmt=input_pix_fmt, s=f"{width}x{height}",
-                           framerate=f"{rate.numerator}/{rate.denominator}")
+                           framerate=f"{rate.numerator}/{rate.denominator}", **tags)
         scaled = src
-        if input_pix_fmt == "rgb24":
+        if _is_rgb(input_pix_fmt) and not _is_rgb(settings.pix_fmt):
             # The matrix/range of the RGB->YUV step must be the one we tag, or players shift colours.
             scaled = src.filter("scale", out_color_matrix=_sws_matrix_name(color), out_range=color.range_tag,
                                 flags="bicubic+accurate_rnd+full_chroma_int")
+        if sar is not None:
+            scaled = scaled.filter("setsar", f"{sar.numerator}/{sar.denominator}")
         out_kwargs: dict[str, str] = {
             "vcodec": settings.codec, "pix_fmt": settings.pix_fmt,
             "colorspace": color.matrix_tag, "color_range": color.range_tag,
@@ -137,7 +152,7 @@ class FfmpegProcessEncoder:
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
 
     def write(self, frames: np.ndarray) -> None:
-        if frames.dtype != np.uint8 or frames.size % self._frame_bytes:
+        if frames.nbytes % self._frame_bytes:
             raise EncoderError(f"encoder got frames of the wrong size/type {frames.shape} {frames.dtype}")
         try:
             self._proc.stdin.write(np.ascontiguousarray(frames).data)
@@ -172,7 +187,8 @@ class PyAVEncoder:
     """The same encode, in-process through PyAV's libavcodec."""
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, color: ColorInfo,
-                 settings: EncodeSettings, container_format: str | None, input_pix_fmt: str) -> None:
+                 settings: EncodeSettings, container_format: str | None, input_pix_fmt: str,
+                 sar: Fraction | None) -> None:
         self._input_pix_fmt = input_pix_fmt
         self._container = av.open(str(path), mode="w", format=container_format)
         stream = self._container.add_stream(settings.codec, rate=rate, options=settings.codec_options())
@@ -180,6 +196,8 @@ class PyAVEncoder:
         ctx = stream.codec_context
         ctx.colorspace, ctx.color_range = color.av_matrix, 2 if color.full_range else 1
         ctx.color_primaries, ctx.color_trc = color.primaries, color.trc
+        if sar is not None:
+            ctx.sample_aspect_ratio = sar
         self._stream, self._color, self._pix_fmt = stream, color, settings.pix_fmt
         self._index = 0
 
@@ -206,12 +224,19 @@ class PyAVEncoder:
             pass
 
 
+# Raw layouts the device side produces (see engine/pixfmt.py): bytes per pixel.
+_RAW_BYTES_PER_PIXEL = {"rgb24": 3.0, "rgba": 4.0, "rgb48le": 6.0, "rgba64le": 8.0, "yuv420p": 1.5,
+                        "yuv420p10le": 3.0, "yuv444p": 3.0, "gray": 1.0, "gray10le": 2.0}
+
+
 def _frame_bytes(pix_fmt: str, width: int, height: int) -> int:
-    """Bytes of one raw frame in the formats encoders are fed (see engine/pixfmt.py)."""
-    per_pixel = {"rgb24": 3.0, "yuv444p": 3.0, "yuv420p": 1.5}
-    if pix_fmt not in per_pixel:
-        raise EncoderError(f"raw input in {pix_fmt} is not supported; feed rgb24")
-    return int(width * height * per_pixel[pix_fmt])
+    if pix_fmt not in _RAW_BYTES_PER_PIXEL:
+        raise EncoderError(f"raw input in {pix_fmt} is not supported; feed one of {', '.join(_RAW_BYTES_PER_PIXEL)}")
+    return int(width * height * _RAW_BYTES_PER_PIXEL[pix_fmt])
+
+
+def _is_rgb(pix_fmt: str) -> bool:
+    return pix_fmt.startswith("rgb")
 
 
 def _sws_matrix_name(color: ColorInfo) -> str:

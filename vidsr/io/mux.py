@@ -1,13 +1,18 @@
-"""Put the encoded picture and the source's other streams into one container.
+"""Put the encoded picture and every other stream of the source into one container.
 
-Packets are copied, never re-encoded, so audio comes out bit-exact. The two inputs are
-read in step (merged by decode time) so memory stays flat however long the file.
+The encoder numbers frames 0, 1, 2... at a nominal rate; here each encoded packet gets
+back the exact timestamp of the source frame it came from (variable frame rate and
+start offsets included), so audio stays in sync. Everything else is copied packet for
+packet, never re-encoded: audio comes out bit-exact, and subtitles, attachments (fonts),
+data streams, chapters, metadata and dispositions come along.
 """
 from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,80 +24,226 @@ log = logging.getLogger(__name__)
 
 # Container formats vidsr picks by output suffix (FFmpeg muxer names).
 FORMAT_BY_SUFFIX = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+# Text subtitles that MP4/MOV can only hold as mov_text (a lossless conversion for plain text).
+_TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
 
 
 def container_format_for(path: Path) -> str:
     return FORMAT_BY_SUFFIX.get(path.suffix.lower(), "matroska")
 
 
-def mux_with_source(video_path: Path, source_path: Path, out_path: Path, *, video_offset_s: float = 0.0) -> None:
-    """Write `out_path` with the video of `video_path` and every audio stream of `source_path`.
+@dataclass(frozen=True)
+class VideoTiming:
+    """How encoded frame k (k-th in presentation order) maps back to the source: it had timestamp pts[k]."""
 
-    `video_offset_s` is the source video's start time; the encoded video starts at 0,
-    so shifting it keeps it where it was relative to the audio.
-    """
+    pts: Sequence[int]
+    time_base: Fraction   # the source video stream's
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Keep source times [start_s, end_s) (seconds, the source's own clock) and move start_s to zero."""
+
+    start_s: float
+    end_s: float | None
+
+
+@dataclass(frozen=True)
+class VideoLayout:
+    """Display properties the encoded stream must carry (the encoder cannot set them all)."""
+
+    rotation: int = 0     # counter-clockwise degrees, as PyAV reports them
+
+
+def mux_with_source(video_path: Path, timing: VideoTiming, source_path: Path, out_path: Path, *,
+                    cut: Cut | None = None, layout: VideoLayout = VideoLayout()) -> None:
+    """Write `out_path`: the video of `video_path` with source timestamps, plus every other source stream."""
     fmt = container_format_for(out_path)
+    with av.open(str(source_path)) as src:
+        convert = _needs_text_conversion(src, fmt)
+    if convert:
+        _mux_via_mkv_then_convert(video_path, timing, source_path, out_path, cut, layout, fmt)
+        return
     with av.open(str(video_path)) as vin, av.open(str(source_path)) as src, \
             av.open(str(out_path), mode="w", format=fmt) as out:
-        vstream = vin.streams.video[0]
-        vout = out.add_stream_from_template(vstream)
-        vout.time_base = vstream.time_base
-        copies = [(vstream, vout, _seconds_to_ticks(video_offset_s, vstream.time_base))]
-        out.metadata.update(src.metadata)
-        for stream in src.streams.audio:
-            try:
-                sout = out.add_stream_from_template(stream)
-            except (ValueError, av.error.FFmpegError) as exc:
-                raise EncoderError(f"audio stream #{stream.index} ({stream.codec_context.name}) cannot go into "
-                                   f"{out_path.suffix or fmt}; try a .mkv output") from exc
-            sout.metadata.update(stream.metadata)
-            sout.disposition = stream.disposition
-            sout.time_base = stream.time_base
-            copies.append((stream, sout, 0))
-        try:
-            for packet, out_stream, offset in _merged_packets(vin, src, copies):
-                if offset:
-                    if packet.pts is not None:
-                        packet.pts += offset
-                    if packet.dts is not None:
-                        packet.dts += offset
-                packet.stream = out_stream
-                out.mux(packet)
-        except av.error.FFmpegError as exc:
-            raise EncoderError(f"muxing {out_path} failed: {exc}") from exc
+        _mux(vin, src, out, timing, cut, layout)
 
 
-def _merged_packets(vin: av.container.InputContainer, src: av.container.InputContainer,
-                    copies: list) -> Iterator[tuple[av.Packet, av.stream.Stream, int]]:
-    """Packets of all copied streams, ordered by decode time in seconds."""
-    video_in, video_out, video_offset = copies[0]
-    audio_map = {s.index: (o, off) for s, o, off in copies[1:]}
-
-    def video_packets() -> Iterator[tuple[float, int, av.Packet, av.stream.Stream, int]]:
-        for i, p in enumerate(vin.demux(video_in)):
-            if p.size:
-                yield _sort_key(p, video_offset), 0, i, p, video_out, video_offset
-
-    def audio_packets() -> Iterator[tuple[float, int, av.Packet, av.stream.Stream, int]]:
-        if not audio_map:
-            return
-        wanted = [s for s in src.streams if s.index in audio_map]
-        for i, p in enumerate(src.demux(wanted)):
-            if p.size:
-                out_stream, off = audio_map[p.stream.index]
-                yield _sort_key(p, off), 1, i, p, out_stream, off
-
-    for _key, _src, _i, packet, out_stream, offset in heapq.merge(video_packets(), audio_packets(),
-                                                                  key=lambda t: (t[0], t[1], t[2])):
-        yield packet, out_stream, offset
+def _needs_text_conversion(src: av.container.InputContainer, fmt: str) -> bool:
+    if fmt not in ("mp4", "mov"):
+        return False
+    return any(s.type == "subtitle" and s.codec_context.name in _TEXT_SUBTITLES - {"mov_text"}
+               for s in src.streams)
 
 
-def _sort_key(packet: av.Packet, offset: int) -> float:
-    ts = packet.dts if packet.dts is not None else packet.pts
-    if ts is None:
-        return float("-inf")
-    return float((ts + offset) * packet.time_base)
+def _mux_via_mkv_then_convert(video_path: Path, timing: VideoTiming, source_path: Path, out_path: Path,
+                              cut: Cut | None, layout: VideoLayout, fmt: str) -> None:
+    """MP4 cannot hold SRT/ASS; mux into Matroska, then let ffmpeg turn the text into mov_text."""
+    from vidsr.io.encode import find_ffmpeg
+
+    exe = find_ffmpeg()
+    if exe is None:
+        raise EncoderError(f"{out_path.name}: text subtitles need converting to mov_text for "
+                           f"{out_path.suffix}, which needs an ffmpeg binary; write a .mkv instead")
+    mkv = out_path.with_name(out_path.name + ".mkv")
+    try:
+        with av.open(str(video_path)) as vin, av.open(str(source_path)) as src, \
+                av.open(str(mkv), mode="w", format="matroska") as out:
+            _mux(vin, src, out, timing, cut, layout)
+        cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(mkv), "-map", "0",
+               "-c", "copy", "-c:s", "mov_text", "-f", fmt, str(out_path)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise EncoderError(f"converting subtitles for {out_path.name} failed: {last}; write a .mkv instead")
+        log.info("text subtitles converted to mov_text for %s", out_path.suffix)
+    finally:
+        mkv.unlink(missing_ok=True)
 
 
-def _seconds_to_ticks(seconds: float, time_base: Fraction) -> int:
-    return round(Fraction(seconds) / time_base) if seconds else 0
+def _mux(vin: av.container.InputContainer, src: av.container.InputContainer, out: av.container.OutputContainer,
+         timing: VideoTiming, cut: Cut | None, layout: VideoLayout) -> None:
+    venc = vin.streams.video[0]
+    vout = out.add_stream_from_template(venc)
+    vout.time_base = timing.time_base
+    if layout.rotation:
+        vout.set_display_rotation(layout.rotation)
+    main = src.streams.video[0]
+    vout.metadata.update({k: v for k, v in main.metadata.items() if k in ("language", "title", "handler_name")})
+    vout.disposition = main.disposition
+
+    others = [s for s in src.streams if s.index != main.index]
+    mapping: dict[int, av.stream.Stream] = {}
+    for stream in others:
+        sout = _add_copy(out, stream)
+        if sout is not None:
+            mapping[stream.index] = sout
+    out.metadata.update(src.metadata)
+    _copy_chapters(src, out, cut)
+
+    shift = cut.start_s if cut else 0.0
+    try:
+        for packet, sout in _interleave(_video_packets(vin, venc, timing, shift, vout),
+                                        _source_packets(src, [s for s in others if s.index in mapping],
+                                                        mapping, cut)):
+            packet.stream = sout
+            out.mux(packet)
+    except av.error.FFmpegError as exc:
+        raise EncoderError(f"writing {out.name} failed: {exc}") from exc
+
+
+def _add_copy(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream | None:
+    """An output stream copying `stream`, or an error naming it when the container cannot hold it."""
+    codec = stream.codec_context.name if stream.type != "attachment" else "attachment"
+    if stream.type == "attachment":
+        if out.format.name not in ("matroska", "webm"):
+            raise EncoderError(f"attachment {stream.metadata.get('filename', stream.index)!r} (e.g. a font for "
+                               f"subtitles) cannot go into {out.format.name}; write a .mkv instead")
+    elif codec not in out.supported_codecs:
+        raise EncoderError(f"{stream.type} stream #{stream.index} ({codec}) cannot go into "
+                           f"{out.format.name} without re-encoding; write a .mkv instead")
+    try:
+        sout = out.add_stream_from_template(stream)
+    except (ValueError, av.error.FFmpegError) as exc:
+        raise EncoderError(f"{stream.type} stream #{stream.index} ({codec}) cannot be copied into "
+                           f"{out.format.name} ({exc}); write a .mkv instead") from exc
+    sout.metadata.update(stream.metadata)
+    sout.disposition = stream.disposition
+    if stream.time_base:
+        sout.time_base = stream.time_base
+    return sout
+
+
+def _copy_chapters(src: av.container.InputContainer, out: av.container.OutputContainer, cut: Cut | None) -> None:
+    chapters = src.chapters()
+    if not chapters:
+        return
+    if cut is not None:
+        kept = []
+        for ch in chapters:
+            tb = Fraction(ch["time_base"])
+            start_s, end_s = float(ch["start"] * tb), float(ch["end"] * tb)
+            if end_s <= cut.start_s or (cut.end_s is not None and start_s >= cut.end_s):
+                continue
+            new_start = max(start_s, cut.start_s) - cut.start_s
+            new_end = (min(end_s, cut.end_s) if cut.end_s is not None else end_s) - cut.start_s
+            kept.append({**ch, "start": round(Fraction(new_start) / tb), "end": round(Fraction(new_end) / tb)})
+        chapters = kept
+    out.set_chapters(chapters)
+
+
+def _encoded_order(video_path: str) -> list[int]:
+    """Presentation timestamps of the encoded frames, in decode order (demuxing only, no decoding)."""
+    with av.open(video_path) as c:
+        return [p.pts for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def _video_packets(vin: av.container.InputContainer, venc: av.stream.Stream, timing: VideoTiming, shift_s: float,
+                   vout: av.stream.Stream) -> Iterator[tuple[float, av.Packet, av.stream.Stream]]:
+    """Encoded packets re-stamped with their source frames' timestamps, in decode order.
+
+    Frames are matched by rank, not by arithmetic on the encoder's clock, so no rounding
+    of its nominal rate can shift a frame however long the video.
+    """
+    decode_order = _encoded_order(vin.name)
+    pts = list(timing.pts)
+    if len(decode_order) != len(pts) or len(set(decode_order)) != len(pts):
+        raise EncoderError(f"the encoder wrote {len(set(decode_order))} distinct frames for {len(pts)} input frames")
+    rank = {p: k for k, p in enumerate(sorted(decode_order))}
+    # The j-th packet decoded shows frame rank[..]; a decoder can have shown at most j - delay
+    # frames by then. The smallest delay that fits is the encoder's reorder depth (0 without
+    # B-frames); computed from the ranks, it needs no dts, which Matroska does not store.
+    delay = max(0, max(j - rank[p] for j, p in enumerate(decode_order)))
+    tb = timing.time_base
+    shift = round(Fraction(shift_s) / tb)
+    step = max(1, min((b - a for a, b in zip(pts, pts[1:])), default=1))
+    for j, packet in enumerate(p for p in vin.demux(venc) if p.size):
+        k = rank[packet.pts]
+        d = j - delay
+        # dts follow the sorted presentation times `delay` frames behind, so dts <= pts always holds.
+        dts = pts[d] if d >= 0 else pts[0] + d * step
+        packet.pts = pts[k] - shift
+        packet.dts = dts - shift
+        packet.duration = (pts[k + 1] - pts[k]) if k + 1 < len(pts) else step
+        packet.time_base = tb
+        yield float(packet.dts * tb), packet, vout
+
+
+def _source_packets(src: av.container.InputContainer, streams: list[av.stream.Stream],
+                    mapping: dict[int, av.stream.Stream], cut: Cut | None
+                    ) -> Iterator[tuple[float, av.Packet, av.stream.Stream]]:
+    if not streams:
+        return
+    for packet in src.demux(streams):
+        if packet.size == 0 or packet.stream.type == "attachment":
+            continue
+        tb = Fraction(packet.time_base)
+        ts = packet.dts if packet.dts is not None else packet.pts
+        if cut is not None:
+            if packet.pts is None:
+                continue
+            start = packet.pts * tb
+            end = start + (packet.duration or 0) * tb
+            if start < Fraction(cut.start_s) - Fraction(1, 1000) and not (
+                    packet.stream.type == "subtitle" and end > Fraction(cut.start_s)):
+                continue
+            if cut.end_s is not None and start >= Fraction(cut.end_s):
+                continue
+            shift = round(Fraction(cut.start_s) / tb)
+            packet.pts = max(0, packet.pts - shift)
+            if packet.dts is not None:
+                packet.dts = max(0, packet.dts - shift)
+            ts = packet.dts if packet.dts is not None else packet.pts
+        yield (float(ts * tb) if ts is not None else float("-inf")), packet, mapping[packet.stream.index]
+
+
+def _interleave(*sources: Iterator[tuple[float, av.Packet, av.stream.Stream]]
+                ) -> Iterator[tuple[av.Packet, av.stream.Stream]]:
+    """Merge per-input packet streams by decode time, so the muxer never has to buffer much."""
+
+    def keyed(i: int, src: Iterator[tuple[float, av.Packet, av.stream.Stream]]):  # type: ignore[no-untyped-def]
+        for j, (t, packet, stream) in enumerate(src):
+            yield (t, i, j), packet, stream
+
+    for _key, packet, stream in heapq.merge(*(keyed(i, s) for i, s in enumerate(sources)), key=lambda x: x[0]):
+        yield packet, stream

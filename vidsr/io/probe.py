@@ -28,10 +28,23 @@ class VideoInfo:
     rate: Fraction           # average frame rate, for the encoder's nominal rate
     time_base: Fraction
     frames: int | None       # from container metadata; only a progress hint
-    duration_s: float | None
+    frames_exact: bool       # True when `frames` is the header's count, False when guessed from duration
+    duration_s: float | None     # of the video stream where known, else of the container
+    duration_exact: bool          # True when duration_s is the video stream's own
     start_s: float           # first video timestamp; the encoded video is shifted by it
     color: ColorInfo
     audio_streams: int
+    codec: str = "h264"           # decoder name, e.g. "hevc"
+    bits: int = 8                 # deepest component
+    alpha: bool = False
+    gray: bool = False
+    rotation: int = 0             # display rotation, counter-clockwise degrees
+    sample_aspect_ratio: Fraction = Fraction(1)
+
+    @property
+    def hdr(self) -> bool:
+        """PQ or HLG transfer: the models were trained on SDR."""
+        return self.color.trc in (16, 18)
 
 
 def check_input_file(path: Path) -> None:
@@ -70,14 +83,15 @@ def probe_video(path: Path) -> VideoInfo:
             raise InputError(f"video stream has no frame size (damaged header?): {path}")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
         frames = stream.frames or None
-        duration = None
-        if stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration:
+        frames_exact = frames is not None
+        duration = _video_duration(stream)
+        if duration is None and container.duration:
             duration = container.duration / av.time_base
         if frames is None and duration:
             frames = round(duration * rate)
         pix_fmt = ctx.pix_fmt or "yuv420p"
+        fmt = av.VideoFormat(pix_fmt)
+        sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         return VideoInfo(
             path=path,
             container=container.format.name,
@@ -87,8 +101,41 @@ def probe_video(path: Path) -> VideoInfo:
             rate=Fraction(rate),
             time_base=Fraction(stream.time_base or Fraction(1, 90000)),
             frames=frames,
+            frames_exact=frames_exact,
             duration_s=duration,
+            duration_exact=_video_duration(stream) is not None,
             start_s=float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0,
             color=resolve_color(ctx, ctx.height, pix_fmt),
             audio_streams=len(container.streams.audio),
+            codec=ctx.name,
+            bits=max(c.bits for c in fmt.components),
+            alpha=len(fmt.components) in (2, 4),
+            gray=len(fmt.components) in (1, 2) and not fmt.has_palette,
+            rotation=_first_frame_rotation(container, stream, path),
+            sample_aspect_ratio=Fraction(sar) if sar else Fraction(1),
         )
+
+
+def _video_duration(stream: av.video.stream.VideoStream) -> float | None:
+    """The video stream's own duration: its header field, or Matroska's per-track DURATION tag."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
+
+
+def _first_frame_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                          path: Path) -> int:
+    """Decode one frame: proves the video decodes at all, and gives the display rotation."""
+    try:
+        for frame in container.decode(stream):
+            return int(round(frame.rotation or 0)) % 360
+    except av.error.FFmpegError as exc:
+        raise InputError(f"cannot decode the video of {path}: {exc}") from exc
+    raise InputError(f"no video frame could be decoded from {path}")
