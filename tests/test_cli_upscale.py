@@ -82,38 +82,6 @@ def test_upscale_video_pixels_follow_the_network(tiny_clip: Path, tmp_path: Path
     assert psnr >= 35, psnr
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
-def test_upscale_image(media: Path, tmp_path: Path, suffix: str) -> None:
-    from PIL import Image
-
-    src = tmp_path / f"in{suffix}"
-    with Image.open(media / "images" / "anime" / "bg_meadow.jpg") as im:
-        im.crop((600, 300, 640, 330)).save(src)
-    out = tmp_path / f"big{suffix}"
-    r = run_cli("upscale", str(src), "-s", "4", "-o", str(out), "--device", "cpu", "--quiet")
-    assert r.returncode == 0, r.stderr
-    with Image.open(out) as im:
-        assert im.size == (160, 120)
-        assert im.format == {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP"}[suffix]
-
-
-def test_upscale_rgba_png_keeps_alpha(media: Path, tmp_path: Path) -> None:
-    from PIL import Image
-
-    src = tmp_path / "sprite.png"
-    with Image.open(media / "images" / "anime" / "sylvie_blue_normal.png") as im:
-        assert im.mode == "RGBA"
-        im.crop((0, 0, 24, 32)).save(src)
-    out = tmp_path / "sprite_x2.png"
-    r = run_cli("upscale", str(src), "-s", "2", "--device", "cpu", "--quiet")
-    assert r.returncode == 0, r.stderr
-    with Image.open(out) as im, Image.open(src) as small:
-        assert im.mode == "RGBA" and im.size == (48, 64)
-        a_small = np.asarray(small)[..., 3]
-        a_big = np.asarray(im)[..., 3]
-        assert a_big.min() == a_small.min() and a_big.max() == a_small.max()
-
-
 def test_existing_output_is_kept_without_overwrite(tiny_clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     out.write_bytes(b"precious")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from vidsr.engine.batching import choose_batch
-from vidsr.engine.device import pick_device, pick_dtype
+from vidsr.engine.device import PRECISIONS, pick_device, pick_dtype
 from vidsr.engine.outputs import atomic_output, check_output, default_output, partial_path
 from vidsr.engine.pipeline import run_pipeline
 from vidsr.engine.pixfmt import DeviceFormatter
@@ -20,7 +21,7 @@ from vidsr.errors import InputError, OptionError
 from vidsr.io.decode import DecodeReport, FrameReader, Window
 from vidsr.io.encode import EncodeSettings, open_encoder, validate_settings
 from vidsr.io.formats import resolve_encoding
-from vidsr.io.mux import Cut, VideoLayout, VideoTiming, container_format_for, mux_with_source
+from vidsr.io.mux import Cut, VideoLayout, VideoPart, container_format_for, mux_with_source
 from vidsr.io.probe import VideoInfo, probe_video
 from vidsr.models import ModelDescriptor, load_model
 
@@ -52,6 +53,9 @@ class UpscaleOptions:
         w = self.window
         if w.start < 0 or (w.duration is not None and w.duration <= 0) or (w.frames is not None and w.frames < 1):
             raise OptionError("--start must be >= 0, --duration > 0 and --frames >= 1")
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        pick_device(self.device)  # an unusable device is an option error, before any work starts
         self.speed.validated()
         validate_settings(self.encode)
         return self
@@ -71,45 +75,112 @@ class UpscaleResult:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions,
-                  model: ModelDescriptor | None = None) -> UpscaleResult:
-    """Upscale every frame of `input_path` (or the window asked for) into `output`, copying all other streams."""
-    options = options.validated()
-    info = probe_video(input_path)  # fails fast on bad input, before the model loads
+@dataclass(frozen=True)
+class VideoPlan:
+    """What one upscale will produce, decided once (and handed to segment workers as is)."""
+
+    input: Path
+    output: Path
+    info: VideoInfo
+    encode: EncodeSettings        # codec and pix_fmt resolved
+    out_size: tuple[int, int]
+
+    @property
+    def channels(self) -> int:
+        return 4 if self.info.alpha else 3
+
+
+def plan_video(input_path: Path, output: Path | None, options: UpscaleOptions, model_scale: int) -> VideoPlan:
+    """Probe the input and settle output path, codec, pixel format and size; fails fast on bad input."""
+    info = probe_video(input_path)
     if info.hdr:
         log.warning("%s is HDR (%s); its tags are kept, but the models were trained on SDR video",
                     input_path.name, info.color.trc_tag)
-    model = model or load_model(options.model)
-    scale = options.scale or float(model.scale)
+    scale = options.scale or float(model_scale)
     encode = resolve_encoding(info, options.encode, container_format_for(output or input_path))
     output = output or default_output(input_path, scale, image=False, codec=encode.codec)
     encode = resolve_encoding(info, options.encode, container_format_for(output))
     check_output(input_path, output, overwrite=options.overwrite)
+    return VideoPlan(input_path, output, info, encode, output_size(info.width, info.height, scale, encode.pix_fmt))
 
-    device = pick_device(options.device)
+
+def encode_part(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor, device_spec: str,
+                part_path: Path, *, pts_range: tuple[int | None, int | None] | None = None,
+                on_progress: Callable[[int], None] | None = None) -> DecodeReport:
+    """Upscale the frames of the window (or `pts_range`) into a video-only file; return what decoding saw."""
+    info = plan.info
+    device = pick_device(device_spec)
     dtype = pick_dtype(device, options.precision, model.supports_half)
-    out_w, out_h = output_size(info.width, info.height, scale, encode.pix_fmt)
-    formatter = DeviceFormatter.for_encoder(encode.pix_fmt, out_w, out_h, info.color, alpha=info.alpha)
-    upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=(out_w, out_h), formatter=formatter,
+    out_w, out_h = plan.out_size
+    formatter = DeviceFormatter.for_encoder(plan.encode.pix_fmt, out_w, out_h, info.color, alpha=info.alpha)
+    upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=plan.out_size, formatter=formatter,
                              speed=options.speed)
     batch = options.batch or choose_batch(upscaler, info.height, info.width)
-    log.info("%s: %dx%d -> %dx%d with %s on %s (%s, batch %d), %s %s", input_path, info.width, info.height,
-             out_w, out_h, model.name, device, str(dtype).removeprefix("torch."), batch, encode.codec, encode.pix_fmt)
-
-    channels = 4 if info.alpha else 3
+    log.info("%s: %dx%d -> %dx%d with %s on %s (%s, batch %d), %s %s", plan.input, info.width, info.height,
+             out_w, out_h, model.name, device, str(dtype).removeprefix("torch."), batch, plan.encode.codec,
+             plan.encode.pix_fmt)
     deep = info.bits > 8
-    rgb_format = {(3, False): "rgb24", (3, True): "rgb48le", (4, False): "rgba", (4, True): "rgba64le"}[(channels, deep)]
-    reader = FrameReader(input_path, info.color, rgb_format=rgb_format, window=options.window, start_s=info.start_s,
-                         threads=options.decode_threads)
-    video_tmp = partial_path(output, "video")
+    rgb_format = {(3, False): "rgb24", (3, True): "rgb48le", (4, False): "rgba", (4, True): "rgba64le"}[
+        (plan.channels, deep)]
+    reader = FrameReader(plan.input, info.color, rgb_format=rgb_format, window=options.window,
+                         start_s=info.start_s, pts_range=pts_range, threads=options.decode_threads)
+    encoder = open_encoder(part_path, width=out_w, height=out_h, rate=info.rate, color=info.color,
+                           settings=plan.encode, container_format=container_format_for(plan.output),
+                           input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio)
+    try:
+        run_pipeline(lambda: reader, upscaler, encoder.write, batch=batch,
+                     frame_shape=(info.height, info.width, plan.channels),
+                     frame_dtype=torch.uint16 if deep else torch.uint8, on_progress=on_progress,
+                     pad_last_batch=options.speed.compile)
+        encoder.close()
+    except BaseException:
+        encoder.abort()
+        raise
+    return reader.report
+
+
+def finish_video(plan: VideoPlan, options: UpscaleOptions, parts: Sequence[tuple[Path, DecodeReport]]) -> tuple[str, ...]:
+    """Check what decoding reported, then mux the encoded parts with every other stream into the output."""
+    report = merge_reports([r for _, r in parts])
+    if not report.pts:
+        raise InputError(f"no video frame could be decoded from {plan.input}"
+                         + (" in the window asked for" if not options.window.is_whole else ""))
+    warnings = _damage_warnings(report, plan.info, options)
+    with atomic_output(plan.output) as tmp:
+        mux_with_source([VideoPart(path, r.pts) for path, r in parts if r.pts], plan.info.time_base, plan.input,
+                        tmp, cut=_cut(report, plan.info, options.window),
+                        layout=VideoLayout(rotation=plan.info.rotation))
+    return warnings
+
+
+def merge_reports(reports: Sequence[DecodeReport]) -> DecodeReport:
+    """One report for consecutive parts of a video."""
+    merged = DecodeReport()
+    for r in reports:
+        merged.pts.extend(r.pts)
+        merged.concealed += r.concealed
+        merged.replaced += r.replaced
+        merged.dropped += r.dropped
+        merged.truncated = r.truncated or merged.truncated
+    return merged
+
+
+def progress_bar(plan: VideoPlan, options: UpscaleOptions) -> tqdm:
+    total = options.window.frames or (None if options.window.duration else plan.info.frames)
+    return tqdm(total=total, unit="frame", desc=plan.input.name, disable=not options.progress, dynamic_ncols=True,
+                smoothing=0.1)
+
+
+def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions,
+                  model: ModelDescriptor | None = None) -> UpscaleResult:
+    """Upscale every frame of `input_path` (or the window asked for) into `output`, copying all other streams."""
+    options = options.validated()
+    model = model or load_model(options.model)
+    plan = plan_video(input_path, output, options, model.scale)
+    video_tmp = partial_path(plan.output, "video")
     start = time.perf_counter()
     try:
-        encoder = open_encoder(video_tmp, width=out_w, height=out_h, rate=info.rate, color=info.color,
-                               settings=encode, container_format=container_format_for(output),
-                               input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio)
-        total = options.window.frames or (None if options.window.duration else info.frames)
-        with tqdm(total=total, unit="frame", desc=input_path.name, disable=not options.progress,
-                  dynamic_ncols=True, smoothing=0.1) as bar:
+        with progress_bar(plan, options) as bar:
             if options.speed.compile:
                 bar.set_postfix_str("torch.compile warm-up (first batch)")
 
@@ -118,27 +189,12 @@ def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions
                     bar.set_postfix_str("")
                 bar.update(n)
 
-            try:
-                frames = run_pipeline(lambda: reader, upscaler, encoder.write, batch=batch,
-                                      frame_shape=(info.height, info.width, channels),
-                                      frame_dtype=torch.uint16 if deep else torch.uint8, on_progress=progress,
-                                      pad_last_batch=options.speed.compile)
-                encoder.close()
-            except BaseException:
-                encoder.abort()
-                raise
-        if frames == 0:
-            raise InputError(f"no video frame could be decoded from {input_path}"
-                             + (" in the window asked for" if not options.window.is_whole else ""))
-        warnings = _damage_warnings(reader.report, info, options)
-        timing = VideoTiming(pts=reader.report.pts, time_base=info.time_base)
-        with atomic_output(output) as tmp:
-            mux_with_source(video_tmp, timing, input_path, tmp, cut=_cut(reader.report, info, options.window),
-                            layout=VideoLayout(rotation=info.rotation))
+            report = encode_part(plan, options, model, options.device, video_tmp, on_progress=progress)
+        warnings = finish_video(plan, options, [(video_tmp, report)])
     finally:
         with contextlib.suppress(FileNotFoundError):
             video_tmp.unlink()
-    return UpscaleResult(output, frames, out_w, out_h, time.perf_counter() - start, warnings)
+    return UpscaleResult(plan.output, len(report.pts), *plan.out_size, time.perf_counter() - start, warnings)
 
 
 def _cut(report: DecodeReport, info: VideoInfo, window: Window) -> Cut | None:

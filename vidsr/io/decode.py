@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -51,12 +52,14 @@ class FrameReader:
     """Iterate to get each frame as [H, W, C] uint8 or uint16 (`rgb_format`), in presentation order."""
 
     def __init__(self, path: Path, color: ColorInfo, *, rgb_format: str = "rgb24", window: Window = Window(),
-                 start_s: float = 0.0, threads: int = 0) -> None:
+                 start_s: float = 0.0, pts_range: tuple[int | None, int | None] | None = None,
+                 threads: int = 0) -> None:
         self.path = path
         self.color = color
         self.rgb_format = rgb_format
         self.window = window
         self.first_frame_s = start_s
+        self.pts_range = pts_range  # exact [start, end) timestamps; overrides `window` (used by segments)
         self.threads = threads
         self.report = DecodeReport()
 
@@ -67,10 +70,10 @@ class FrameReader:
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = self.threads
             tb = Fraction(stream.time_base)
-            start_pts, end_pts = self._bounds(tb)
-            if start_pts is not None and self.window.start > 0:
+            start_pts, end_pts = self.pts_range or self._bounds(tb)
+            if start_pts is not None:
                 container.seek(start_pts, stream=stream, backward=True, any_frame=False)
-            for pts, image in self._timeline(container, stream):
+            for pts, image, status in self._timeline(container, stream):
                 if start_pts is not None and pts < start_pts:
                     continue
                 if end_pts is not None and pts >= end_pts:
@@ -79,12 +82,18 @@ class FrameReader:
                     break
                 if self.report.pts and pts <= self.report.pts[-1]:
                     pts = self.report.pts[-1] + 1  # keep timestamps strictly increasing for the muxer
+                # Counted only here: frames before a segment's start, decoded from the keyframe
+                # before it without their references, are not damage.
+                if status == "replaced":
+                    self.report.replaced += 1
+                elif status == "concealed":
+                    self.report.concealed += 1
                 self.report.pts.append(pts)
                 yield image
 
     def _timeline(self, container: av.container.InputContainer,
-                  stream: av.video.stream.VideoStream) -> Iterator[tuple[int, np.ndarray]]:
-        """(pts, picture) in presentation order, one per video packet.
+                  stream: av.video.stream.VideoStream) -> Iterator[tuple[int, np.ndarray, str]]:
+        """(pts, picture, "ok" | "concealed" | "replaced") in presentation order, one per video packet.
 
         A packet whose picture never comes out of the decoder (it failed, or the decoder
         silently dropped it) gets the picture shown before it, so the frame count and
@@ -106,15 +115,13 @@ class FrameReader:
                 tracking, sent = False, []
                 log.debug("frame timestamps do not match packet timestamps; lost frames cannot be detected")
             while tracking and sent and sent[0] < pts:
-                self.report.replaced += 1
-                yield heapq.heappop(sent), image if last is None else last
+                yield heapq.heappop(sent), image if last is None else last, "replaced"
             if tracking and sent and sent[0] == pts:
                 heapq.heappop(sent)
-            yield pts, image
+            yield pts, image, "concealed" if frame.is_corrupt else "ok"
             last = image
         while sent and last is not None:
-            self.report.replaced += 1
-            yield heapq.heappop(sent), last
+            yield heapq.heappop(sent), last, "replaced"
 
     def _decoded(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
                  ) -> Iterator[tuple[str, int | None, av.VideoFrame | None]]:
@@ -155,13 +162,11 @@ class FrameReader:
         if w.is_whole:
             return None, None
         start_s = self.first_frame_s + max(0.0, w.start)
-        start = int(Fraction(start_s) / tb) if w.start > 0 else None
-        end = int(Fraction(start_s + w.duration) / tb) if w.duration is not None else None
+        start = math.ceil(_exact(start_s) / tb) if w.start > 0 else None
+        end = math.ceil(_exact(start_s + w.duration) / tb) if w.duration is not None else None
         return start, end
 
     def _pts(self, frame: av.VideoFrame, previous: int) -> int:
-        if frame.is_corrupt:
-            self.report.concealed += 1
         if frame.pts is not None:
             return frame.pts
         return previous + 1 if self.report.pts else 0
@@ -180,6 +185,11 @@ class FrameReader:
 def iter_frames(path: Path, color: ColorInfo, *, threads: int = 0) -> Iterator[np.ndarray]:
     """Every frame as uint8 RGB [H, W, 3], for callers that need no timestamps."""
     return iter(FrameReader(path, color, threads=threads))
+
+
+def _exact(seconds: float) -> Fraction:
+    """Seconds typed by a user (0.4) as the fraction they meant, not the nearest binary float."""
+    return Fraction(seconds).limit_denominator(1_000_000)
 
 
 def _reason(exc: BaseException) -> str:

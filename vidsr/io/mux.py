@@ -33,11 +33,15 @@ def container_format_for(path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class VideoTiming:
-    """How encoded frame k (k-th in presentation order) maps back to the source: it had timestamp pts[k]."""
+class VideoPart:
+    """An encoded video file whose k-th frame (in presentation order) had source timestamp pts[k].
 
+    A whole video is one part; a video processed in segments is several, joined here
+    without re-encoding.
+    """
+
+    path: Path
     pts: Sequence[int]
-    time_base: Fraction   # the source video stream's
 
 
 @dataclass(frozen=True)
@@ -55,18 +59,18 @@ class VideoLayout:
     rotation: int = 0     # counter-clockwise degrees, as PyAV reports them
 
 
-def mux_with_source(video_path: Path, timing: VideoTiming, source_path: Path, out_path: Path, *,
+def mux_with_source(parts: Sequence[VideoPart], time_base: Fraction, source_path: Path, out_path: Path, *,
                     cut: Cut | None = None, layout: VideoLayout = VideoLayout()) -> None:
-    """Write `out_path`: the video of `video_path` with source timestamps, plus every other source stream."""
+    """Write `out_path`: the video `parts` in order, stamped in the source video's `time_base`,
+    plus every other stream of the source."""
     fmt = container_format_for(out_path)
     with av.open(str(source_path)) as src:
         convert = _needs_text_conversion(src, fmt)
     if convert:
-        _mux_via_mkv_then_convert(video_path, timing, source_path, out_path, cut, layout, fmt)
+        _mux_via_mkv_then_convert(parts, time_base, source_path, out_path, cut, layout, fmt)
         return
-    with av.open(str(video_path)) as vin, av.open(str(source_path)) as src, \
-            av.open(str(out_path), mode="w", format=fmt) as out:
-        _mux(vin, src, out, timing, cut, layout)
+    with av.open(str(source_path)) as src, av.open(str(out_path), mode="w", format=fmt) as out:
+        _mux(parts, time_base, src, out, cut, layout)
 
 
 def _needs_text_conversion(src: av.container.InputContainer, fmt: str) -> bool:
@@ -76,7 +80,7 @@ def _needs_text_conversion(src: av.container.InputContainer, fmt: str) -> bool:
                for s in src.streams)
 
 
-def _mux_via_mkv_then_convert(video_path: Path, timing: VideoTiming, source_path: Path, out_path: Path,
+def _mux_via_mkv_then_convert(parts: Sequence[VideoPart], time_base: Fraction, source_path: Path, out_path: Path,
                               cut: Cut | None, layout: VideoLayout, fmt: str) -> None:
     """MP4 cannot hold SRT/ASS; mux into Matroska, then let ffmpeg turn the text into mov_text."""
     from vidsr.io.encode import find_ffmpeg
@@ -87,9 +91,8 @@ def _mux_via_mkv_then_convert(video_path: Path, timing: VideoTiming, source_path
                            f"{out_path.suffix}, which needs an ffmpeg binary; write a .mkv instead")
     mkv = out_path.with_name(out_path.name + ".mkv")
     try:
-        with av.open(str(video_path)) as vin, av.open(str(source_path)) as src, \
-                av.open(str(mkv), mode="w", format="matroska") as out:
-            _mux(vin, src, out, timing, cut, layout)
+        with av.open(str(source_path)) as src, av.open(str(mkv), mode="w", format="matroska") as out:
+            _mux(parts, time_base, src, out, cut, layout)
         cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(mkv), "-map", "0",
                "-c", "copy", "-c:s", "mov_text", "-f", fmt, str(out_path)]
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -101,11 +104,12 @@ def _mux_via_mkv_then_convert(video_path: Path, timing: VideoTiming, source_path
         mkv.unlink(missing_ok=True)
 
 
-def _mux(vin: av.container.InputContainer, src: av.container.InputContainer, out: av.container.OutputContainer,
-         timing: VideoTiming, cut: Cut | None, layout: VideoLayout) -> None:
-    venc = vin.streams.video[0]
-    vout = out.add_stream_from_template(venc)
-    vout.time_base = timing.time_base
+def _mux(parts: Sequence[VideoPart], time_base: Fraction, src: av.container.InputContainer,
+         out: av.container.OutputContainer, cut: Cut | None, layout: VideoLayout) -> None:
+    with av.open(str(parts[0].path)) as first:
+        # Parts were encoded alike, so the first one's codec parameters describe them all.
+        vout = out.add_stream_from_template(first.streams.video[0])
+    vout.time_base = time_base
     if layout.rotation:
         vout.set_display_rotation(layout.rotation)
     main = src.streams.video[0]
@@ -123,7 +127,7 @@ def _mux(vin: av.container.InputContainer, src: av.container.InputContainer, out
 
     shift = cut.start_s if cut else 0.0
     try:
-        for packet, sout in _interleave(_video_packets(vin, venc, timing, shift, vout),
+        for packet, sout in _interleave(_video_packets(parts, time_base, shift, vout),
                                         _source_packets(src, [s for s in others if s.index in mapping],
                                                         mapping, cut)):
             packet.stream = sout
@@ -172,41 +176,46 @@ def _copy_chapters(src: av.container.InputContainer, out: av.container.OutputCon
     out.set_chapters(chapters)
 
 
-def _encoded_order(video_path: str) -> list[int]:
-    """Presentation timestamps of the encoded frames, in decode order (demuxing only, no decoding)."""
-    with av.open(video_path) as c:
-        return [p.pts for p in c.demux(c.streams.video[0]) if p.size]
-
-
-def _video_packets(vin: av.container.InputContainer, venc: av.stream.Stream, timing: VideoTiming, shift_s: float,
-                   vout: av.stream.Stream) -> Iterator[tuple[float, av.Packet, av.stream.Stream]]:
-    """Encoded packets re-stamped with their source frames' timestamps, in decode order.
+def _video_packets(parts: Sequence[VideoPart], tb: Fraction, shift_s: float, vout: av.stream.Stream
+                   ) -> Iterator[tuple[float, av.Packet, av.stream.Stream]]:
+    """Encoded packets of every part, re-stamped with their source frames' timestamps, in decode order.
 
     Frames are matched by rank, not by arithmetic on the encoder's clock, so no rounding
     of its nominal rate can shift a frame however long the video.
     """
-    decode_order = _encoded_order(vin.name)
-    pts = list(timing.pts)
+    every = [p for part in parts for p in part.pts]
+    # One step for all parts keeps decode times increasing across the joins (see _part_packets).
+    step = max(1, min((b - a for a, b in zip(every, every[1:])), default=1))
+    shift = round(Fraction(shift_s) / tb)
+    for part in parts:
+        yield from _part_packets(part, tb, step, shift, vout)
+
+
+def _part_packets(part: VideoPart, tb: Fraction, step: int, shift: int, vout: av.stream.Stream
+                  ) -> Iterator[tuple[float, av.Packet, av.stream.Stream]]:
+    with av.open(str(part.path)) as c:
+        decode_order = [p.pts for p in c.demux(c.streams.video[0]) if p.size]
+    pts = list(part.pts)
     if len(decode_order) != len(pts) or len(set(decode_order)) != len(pts):
         raise EncoderError(f"the encoder wrote {len(set(decode_order))} distinct frames for {len(pts)} input frames")
     rank = {p: k for k, p in enumerate(sorted(decode_order))}
     # The j-th packet decoded shows frame rank[..]; a decoder can have shown at most j - delay
     # frames by then. The smallest delay that fits is the encoder's reorder depth (0 without
     # B-frames); computed from the ranks, it needs no dts, which Matroska does not store.
-    delay = max(0, max(j - rank[p] for j, p in enumerate(decode_order)))
-    tb = timing.time_base
-    shift = round(Fraction(shift_s) / tb)
-    step = max(1, min((b - a for a, b in zip(pts, pts[1:])), default=1))
-    for j, packet in enumerate(p for p in vin.demux(venc) if p.size):
-        k = rank[packet.pts]
-        d = j - delay
-        # dts follow the sorted presentation times `delay` frames behind, so dts <= pts always holds.
-        dts = pts[d] if d >= 0 else pts[0] + d * step
-        packet.pts = pts[k] - shift
-        packet.dts = dts - shift
-        packet.duration = (pts[k + 1] - pts[k]) if k + 1 < len(pts) else step
-        packet.time_base = tb
-        yield float(packet.dts * tb), packet, vout
+    delay = max(0, max((j - rank[p] for j, p in enumerate(decode_order)), default=0))
+    with av.open(str(part.path)) as vin:
+        for j, packet in enumerate(p for p in vin.demux(vin.streams.video[0]) if p.size):
+            k = rank[packet.pts]
+            d = j - delay
+            # dts follow the sorted presentation times `delay` frames behind, so dts <= pts holds;
+            # the first `delay` step back from the part's first frame, by less than one frame
+            # interval each, so they stay after the previous part's last dts.
+            dts = pts[d] if d >= 0 else pts[0] + d * step
+            packet.pts = pts[k] - shift
+            packet.dts = dts - shift
+            packet.duration = (pts[k + 1] - pts[k]) if k + 1 < len(pts) else step
+            packet.time_base = tb
+            yield float(packet.dts * tb), packet, vout
 
 
 def _source_packets(src: av.container.InputContainer, streams: list[av.stream.Stream],
