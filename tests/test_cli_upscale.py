@@ -89,3 +89,14 @@ def test_existing_output_is_kept_without_overwrite(tiny_clip: Path, tmp_path: Pa
     assert r.returncode == 1
     assert "--overwrite" in r.stderr
     assert out.read_bytes() == b"precious"
+
+
+def test_upscale_with_two_cpu_workers(tiny_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    r = run_cli("upscale", str(tiny_clip), "-s", "2", "-o", str(out), "--devices", "cpu,cpu",
+                "--segment-seconds", "0.1", "--preset", "ultrafast", "--quiet")
+    assert r.returncode == 0, r.stderr
+    w, h, n, langs = video_summary(out)
+    assert (w, h, n) == (192, 108, video_summary(tiny_clip)[2])
+    assert audio_packets(out) == audio_packets(tiny_clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]

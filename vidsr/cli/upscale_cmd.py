@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from vidsr.engine.chunked import ChunkOptions, parse_devices, upscale_video_chunked
 from vidsr.engine.image import upscale_image
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.engine.video import UpscaleOptions, upscale_video
@@ -46,6 +47,14 @@ def upscale(
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to process from --start."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames to process from --start."),
     strict: bool = typer.Option(False, "--strict", help="Damaged or truncated input is an error, not a warning."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Segmented run with one worker per device: "
+                                          "0,1,2 / all / cpu,cpu (resumable; see --work-dir)."),
+    segment_seconds: float = typer.Option(30.0, "--segment-seconds", help="Segment length for --devices/--backend."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where finished segments are kept "
+                                            "[default: beside the output]."),
+    backend: str = typer.Option("local", "--backend", help="local (worker processes) or ray (an existing Ray "
+                                "cluster, see --address)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address [default: start Ray here]."),
     encoder: str = typer.Option("auto", "--encoder", help="auto (ffmpeg binary if found, else PyAV), ffmpeg or pyav."),
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
@@ -64,8 +73,16 @@ def upscale(
         window=Window(start=start, duration=duration, frames=frames), strict=strict,
         overwrite=overwrite, progress=not quiet,
     )
-    run = upscale_image if image else upscale_video
-    result = run(input, output, opts)
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter("must be local or ray", param_hint="--backend")
+    if not image and (devices is not None or backend == "ray"):
+        chunks = ChunkOptions(devices=parse_devices(devices) if devices else (device,),
+                              segment_seconds=segment_seconds, work_dir=work_dir,
+                              backend=backend, address=address)  # type: ignore[arg-type]
+        result = upscale_video_chunked(input, output, opts, chunks)
+    else:
+        run = upscale_image if image else upscale_video
+        result = run(input, output, opts)
     if not quiet:
         typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.frames} frame(s), "
                    f"{result.seconds:.1f} s, {result.fps:.2f} fps)", err=True)
