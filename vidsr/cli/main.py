@@ -28,8 +28,15 @@ def _register_optional_commands() -> None:
     try:
         from vidsr.cli.degrade_cmd import degrade
     except ImportError:  # degradations are optional until their module lands
-        return
-    app.command("degrade")(reports_errors(degrade))
+        pass
+    else:
+        app.command("degrade")(reports_errors(degrade))
+    try:
+        from vidsr.cli.train_cmd import train
+    except ImportError:  # the trainer is optional until its module lands
+        pass
+    else:
+        app.command("train")(reports_errors(train))
 
 
 _register_optional_commands()
