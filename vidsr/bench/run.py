@@ -71,7 +71,8 @@ def make_input(cfg: BenchConfig, folder: Path) -> Path:
         frames = [f.reformat(width=w, height=h, format="yuv420p", interpolation="BICUBIC")
                   for f in src.decode(video=0)]
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30, options={"crf": "18", "preset": "ultrafast"})
+        # A keyframe every 2 s, as streaming encodes use: segmented runs can cut there.
+        stream = out.add_stream("libx264", rate=30, options={"crf": "18", "preset": "ultrafast", "g": "60"})
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i, f in zip(range(cfg.frames), itertools.cycle(frames)):
             f = av.VideoFrame.from_ndarray(f.to_ndarray(), format="yuv420p")
