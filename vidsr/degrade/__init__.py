@@ -1,0 +1,47 @@
+"""Synthetic degradations: Real-ESRGAN's high-order model plus real video-codec damage.
+
+Typical use in a trainer::
+
+    from vidsr.degrade import HighOrderDegradation, load_config, usm_sharpen
+
+    degrade = HighOrderDegradation(load_config("realesrgan_video"), seed=0)
+    lr, params = degrade(hr, scale=4)   # hr [N, 3, H, W] float in [0, 1]
+    gt_for_losses = usm_sharpen(hr)
+
+The operations (:mod:`vidsr.degrade.ops`), kernels (:mod:`vidsr.degrade.kernels`) and
+codec stage (:mod:`vidsr.degrade.codec`) are pure functions usable on their own.
+"""
+from __future__ import annotations
+
+from vidsr.degrade.codec import (CodecParams, MotionParams, available_codecs, compress_clip, compress_clips,
+                                 synthesize_motion)
+from vidsr.degrade.config import DegradationConfig, config_path, load_config
+from vidsr.degrade.kernels import KernelParams, make_kernel, random_kernel
+from vidsr.degrade.ops import (add_gaussian_noise, add_poisson_noise, blur, jpeg, jpeg_many, quantize, resize,
+                               usm_sharpen)
+from vidsr.degrade.pipeline import HighOrderDegradation, SampleParams
+
+__all__ = [
+    "CodecParams",
+    "DegradationConfig",
+    "HighOrderDegradation",
+    "KernelParams",
+    "MotionParams",
+    "SampleParams",
+    "add_gaussian_noise",
+    "add_poisson_noise",
+    "available_codecs",
+    "blur",
+    "compress_clip",
+    "compress_clips",
+    "config_path",
+    "jpeg",
+    "jpeg_many",
+    "load_config",
+    "make_kernel",
+    "quantize",
+    "random_kernel",
+    "resize",
+    "synthesize_motion",
+    "usm_sharpen",
+]

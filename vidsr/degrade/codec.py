@@ -1,0 +1,298 @@
+"""Real video-codec damage: clips encoded and decoded in memory with PyAV.
+
+A clip is ``[T, 3, H, W]`` float in [0, 1] on any device. It is rounded to 8 bits,
+converted to YUV 4:2:0 (as nearly all distributed video is, so chroma is halved in both
+directions), encoded with a real encoder, decoded again and returned with the input's
+shape, dtype and device. Inter-frame artifacts (smeared motion, pulsing between key
+frames, B-frame ghosts) therefore come from the codec itself, which is why a still image
+is first turned into a short clip with random sub-pixel camera motion
+(:func:`synthesize_motion`).
+
+PyAV is imported lazily so that the rest of the package works without it.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidsr.degrade import _random
+from vidsr.degrade.config import CODEC_NAMES, CodecConfig
+from vidsr.errors import EncoderError, OptionError
+
+# Decoders of each encoder's bitstream (FFmpeg's native ones).
+_DECODERS = {"libx264": "h264", "libx265": "hevc", "mpeg4": "mpeg4", "libvpx-vp9": "vp9"}
+# libx265 as bundled with PyAV misbehaves on small frames: it corrupted the heap at 34..48 px a
+# side (with torch loaded) and gave run-to-run different bitstreams at 64 px (none seen from
+# 80 px up). Smaller frames are padded up to this side, with a margin.
+_MIN_SIDE = {"libx265": 128}
+_MIN_SIDE_ANY = 16
+# Codecs whose rate control reaches a target bitrate within a few frames; libvpx does not,
+# so VP9 always runs at constant quality.
+_BITRATE_CODECS = ("libx264", "libx265", "mpeg4")
+_PRESET_CODECS = ("libx264", "libx265")
+
+
+@dataclass(frozen=True)
+class CodecParams:
+    """One drawn encoder setting."""
+
+    codec: str  #: encoder name: libx264, libx265, mpeg4, libvpx-vp9
+    rate_control: Literal["crf", "bitrate"]
+    crf: float | None = None  #: CRF (x264/x265/VP9) or fixed quantiser (mpeg4)
+    bitrate_bpp: float | None = None  #: target bits per pixel per frame
+    preset: str | None = None  #: x264/x265 only
+    gop: int = 12  #: keyframe interval
+    bframes: int = 0  #: consecutive B-frames at most (not VP9)
+    fps: int = 25
+
+
+@dataclass(frozen=True)
+class MotionParams:
+    """Camera motion of a clip synthesised from a still image."""
+
+    frames: int
+    ref: int  #: index of the untouched frame (the one aligned with the ground truth)
+    dx: float  #: pan in HR pixels per frame, along x
+    dy: float  #: along y
+    zoom: float  #: relative size change per frame (0.01: 1 % larger each frame)
+
+
+@functools.cache
+def available_codecs() -> tuple[str, ...]:
+    """The encoders of :data:`CODEC_NAMES` that this PyAV build can both encode and decode."""
+    import av
+
+    found = []
+    for name in CODEC_NAMES:
+        try:
+            av.codec.Codec(name, "w")
+            av.codec.Codec(_DECODERS[name], "r")
+        except Exception:  # PyAV raises several types for a missing codec
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def check_codecs(names: Sequence[str]) -> None:
+    """Raise :class:`OptionError` naming any encoder this PyAV build lacks."""
+    missing = [n for n in names if n not in available_codecs()]
+    if missing:
+        raise OptionError(f"video encoder(s) {missing} not available in this PyAV/FFmpeg build; "
+                          f"available: {list(available_codecs())}")
+
+
+def random_codec_params(g: torch.Generator, cfg: CodecConfig) -> CodecParams:
+    """Draw codec, rate control, preset, GOP and B-frames from ``cfg``."""
+    codec = _random.weighted_choice(g, cfg.codec_probs)
+    use_crf = _random.bernoulli(g, cfg.crf_prob) or codec not in _BITRATE_CODECS
+    crf = bpp = None
+    if use_crf:
+        crf = _random.uniform(g, *cfg.crf[codec])
+        if codec in ("mpeg4", "libvpx-vp9"):  # integer scales in these encoders
+            crf = float(round(crf))
+    else:
+        # Log-uniform: damage grows with the ratio of bitrates, not their difference.
+        lo, hi = cfg.bitrate_bpp
+        bpp = math.exp(_random.uniform(g, math.log(lo), math.log(hi)))
+    preset = _random.choice(g, cfg.presets)
+    gop = _random.randint(g, *cfg.gop)
+    bframes = _random.randint(g, *cfg.bframes)
+    return CodecParams(codec=codec, rate_control="crf" if use_crf else "bitrate", crf=crf, bitrate_bpp=bpp,
+                       preset=preset if codec in _PRESET_CODECS else None, gop=gop,
+                       bframes=0 if codec == "libvpx-vp9" else bframes, fps=cfg.fps)
+
+
+def random_motion_params(g: torch.Generator, cfg: CodecConfig, frames: int | None = None) -> MotionParams:
+    """Draw a constant-velocity pan and zoom, and which frame stays untouched."""
+    t = cfg.frames if frames is None else frames
+    speed = _random.uniform(g, *cfg.motion.pan)
+    angle = _random.uniform(g, -math.pi, math.pi)
+    zoom = _random.uniform(g, *cfg.motion.zoom)
+    ref = _random.randint(g, 0, t - 1)
+    return MotionParams(frames=t, ref=ref, dx=speed * math.cos(angle), dy=speed * math.sin(angle), zoom=zoom)
+
+
+def synthesize_motion(image: torch.Tensor, motion: MotionParams) -> torch.Tensor:
+    """Turn a still ``[C, H, W]`` float image into a ``[T, C, H, W]`` clip with camera motion.
+
+    Frame ``t`` is the image panned by ``(t - ref) * (dx, dy)`` pixels and scaled by
+    ``(1 + zoom) ** (t - ref)`` about its centre, resampled bicubically with reflected
+    borders; frame ``ref`` is the image itself, bit for bit, so it stays aligned with
+    the ground truth. Motion is synthesised at the high resolution so that after the
+    pipeline's downscaling it is sub-pixel motion, as a real camera makes.
+    """
+    if image.dim() != 3:
+        raise OptionError(f"expected one image [C, H, W], got {tuple(image.shape)}")
+    if not 0 <= motion.ref < motion.frames:
+        raise OptionError(f"reference frame {motion.ref} outside a clip of {motion.frames}")
+    c, h, w = image.shape
+    offsets = [t - motion.ref for t in range(motion.frames)]
+    moving = [d for d in offsets if d != 0]
+    if not moving:
+        return image[None].clone()
+    theta = torch.zeros(len(moving), 2, 3, dtype=torch.float64)
+    for i, d in enumerate(moving):
+        s = (1.0 + motion.zoom) ** d
+        # affine_grid maps output to input coordinates in [-1, 1]: a pixel is 2/W wide.
+        theta[i, 0, 0] = 1.0 / s
+        theta[i, 1, 1] = 1.0 / s
+        theta[i, 0, 2] = 2.0 * motion.dx * d / w
+        theta[i, 1, 2] = 2.0 * motion.dy * d / h
+    theta = theta.to(device=image.device, dtype=image.dtype)
+    grid = F.affine_grid(theta, [len(moving), c, h, w], align_corners=False)
+    src = image[None].expand(len(moving), c, h, w)
+    warped = F.grid_sample(src, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp(0, 1)
+    frames = []
+    j = 0
+    for d in offsets:
+        if d == 0:
+            frames.append(image)
+        else:
+            frames.append(warped[j])
+            j += 1
+    return torch.stack(frames)
+
+
+@functools.cache
+def _x264_asm() -> str | None:
+    """x264's CPU feature list capped below AVX-512, or None to keep x264's own detection.
+
+    With its AVX-512 code, libx264 (as bundled with PyAV) gives run-to-run different
+    bitstreams for the same input on some small frames; capped at AVX2 it was
+    deterministic in every trial, and still fast. Features are only named when
+    /proc/cpuinfo lists them, since x264 trusts the list and would fault otherwise.
+    """
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    if "avx512f" not in flags:
+        return None
+    if {"avx2", "bmi2", "fma", "sse4_2"} <= flags:
+        return "MMX2,SSE,SSE2,SSE2Fast,SSSE3,SSE4.1,SSE4.2,AVX,AVX2"
+    return "0"
+
+
+def _encoder_options(p: CodecParams) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    if p.codec == "libx264":
+        opts["threads"] = "1"  # deterministic output; clips are compressed in parallel instead
+        asm = _x264_asm()
+        if asm is not None:
+            opts["x264-params"] = f"asm={asm}"
+    elif p.codec == "libx265":
+        opts["x265-params"] = "log-level=none:pools=none:frame-threads=1"
+    elif p.codec == "libvpx-vp9":
+        opts.update({"deadline": "realtime", "cpu-used": "8", "threads": "1"})
+    if p.preset is not None:
+        opts["preset"] = p.preset
+    if p.rate_control == "crf":
+        assert p.crf is not None
+        if p.codec == "mpeg4":
+            q = str(int(min(31, max(1, round(p.crf)))))
+            opts.update({"qmin": q, "qmax": q})
+        else:
+            opts["crf"] = f"{p.crf:g}"
+    return opts
+
+
+def _pad_to(frames: np.ndarray, h: int, w: int) -> np.ndarray:
+    ph, pw = h - frames.shape[1], w - frames.shape[2]
+    if ph == 0 and pw == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+
+
+def compress_frames(frames: np.ndarray, params: CodecParams) -> np.ndarray:
+    """Encode and decode ``[T, H, W, 3]`` uint8 RGB frames; returns the same shape.
+
+    Releases the GIL inside FFmpeg, so clips can be compressed in threads. Frames are
+    padded by edge replication (as encoders pad to whole macroblocks themselves) to even
+    sizes, as 4:2:0 needs, and to the encoder's minimum size, then cropped back.
+    """
+    import av
+
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise OptionError(f"expected uint8 frames [T, H, W, 3], got {frames.shape} {frames.dtype}")
+    if params.codec not in _DECODERS:
+        raise OptionError(f"unknown video encoder {params.codec!r}; allowed: {list(CODEC_NAMES)}")
+    t, h, w, _ = frames.shape
+    min_side = max(_MIN_SIDE_ANY, _MIN_SIDE.get(params.codec, 0))
+    eh, ew = max(min_side, h + h % 2), max(min_side, w + w % 2)
+    padded = _pad_to(np.ascontiguousarray(frames), eh, ew)
+    try:
+        enc: Any = av.CodecContext.create(params.codec, "w")
+        enc.width, enc.height, enc.pix_fmt = ew, eh, "yuv420p"
+        enc.time_base = Fraction(1, params.fps)
+        enc.framerate = Fraction(params.fps, 1)
+        enc.gop_size = params.gop
+        enc.max_b_frames = params.bframes
+        opts = _encoder_options(params)
+        if params.rate_control == "bitrate":
+            assert params.bitrate_bpp is not None
+            rate = max(1000, int(params.bitrate_bpp * ew * eh * params.fps))
+            enc.bit_rate = rate
+            # A VBV buffer of a few frames forces the rate control to meet the target within a
+            # short clip; without it, it starts from a default quantiser and never gets there.
+            opts.update({"maxrate": str(rate), "bufsize": str(max(1000, rate // params.fps * 4))})
+        elif params.codec == "libvpx-vp9":
+            enc.bit_rate = 0  # pure constant quality
+        enc.options = opts
+        packets = []
+        for i in range(t):
+            frame = av.VideoFrame.from_ndarray(padded[i], format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            packets.extend(enc.encode(frame))
+        packets.extend(enc.encode(None))
+        dec: Any = av.CodecContext.create(_DECODERS[params.codec], "r")
+        dec.thread_count = 1
+        decoded = []
+        for packet in packets:
+            decoded.extend(dec.decode(packet))
+        decoded.extend(dec.decode(None))
+    except (av.FFmpegError, ValueError) as exc:
+        raise EncoderError(f"{params.codec} failed on a {w}x{h} clip of {t} frame(s): {exc}") from exc
+    if len(decoded) != t:
+        raise EncoderError(f"{params.codec} returned {len(decoded)} frames for {t}")
+    out = np.stack([f.to_ndarray(format="rgb24") for f in decoded])
+    return out[:, :h, :w]
+
+
+def _clip_to_frames(clip: torch.Tensor) -> np.ndarray:
+    return (clip.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _frames_to_clip(frames: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    t = torch.from_numpy(frames).to(like.device).permute(0, 3, 1, 2)
+    return t.to(like.dtype) / 255
+
+
+def compress_clip(clip: torch.Tensor, params: CodecParams) -> torch.Tensor:
+    """Encode and decode one ``[T, 3, H, W]`` float clip; same shape, dtype and device back."""
+    if clip.dim() != 4 or clip.shape[1] != 3:
+        raise OptionError(f"expected a clip [T, 3, H, W], got {tuple(clip.shape)}")
+    return _frames_to_clip(compress_frames(_clip_to_frames(clip), params), clip)
+
+
+def compress_clips(clips: Sequence[torch.Tensor], params: Sequence[CodecParams],
+                   executor: Executor | None = None) -> list[torch.Tensor]:
+    """:func:`compress_clip` over many clips, in parallel threads when an executor is given."""
+    if len(clips) != len(params):
+        raise OptionError(f"got {len(params)} codec settings for {len(clips)} clips")
+    arrays = [_clip_to_frames(c) for c in clips]
+    if executor is None or len(arrays) < 2:
+        results = [compress_frames(a, p) for a, p in zip(arrays, params)]
+    else:
+        results = list(executor.map(compress_frames, arrays, params))
+    return [_frames_to_clip(r, c) for r, c in zip(results, clips)]

@@ -1,0 +1,192 @@
+"""Blur kernels of Real-ESRGAN's degradation model.
+
+Every kernel is a float64 tensor of shape ``[k, k]`` with ``k`` odd, centred on
+``(k // 2, k // 2)`` and summing to 1. Coordinates follow Real-ESRGAN: ``x`` runs along
+columns, ``y`` along rows, and an anisotropic kernel has standard deviations
+``sigma_x``/``sigma_y`` along its own axes, rotated by ``theta`` radians.
+
+Random kernels come from :func:`random_kernel_params`, which draws exactly the
+distribution of Real-ESRGAN's ``random_mixed_kernels`` plus its sinc branch, and are
+built by :func:`make_kernel`; the parameters are kept so that a draw can be inspected
+and rebuilt.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from vidsr.degrade import _random
+from vidsr.degrade.config import BlurConfig
+from vidsr.errors import OptionError
+
+KernelKind = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso",
+                     "sinc", "pulse"]
+
+#: Real-ESRGAN pads every kernel to this side so that a batch of them stacks.
+PAD_TO = 21
+
+
+def _check_size(size: int) -> None:
+    if size < 1 or size % 2 == 0:
+        raise OptionError(f"kernel size must be a positive odd number, got {size}")
+
+
+def mesh_grid(size: int) -> torch.Tensor:
+    """``[size, size, 2]`` float64 offsets ``(x, y)`` from the centre pixel."""
+    _check_size(size)
+    ax = torch.arange(size, dtype=torch.float64) - size // 2
+    yy, xx = torch.meshgrid(ax, ax, indexing="ij")
+    return torch.stack((xx, yy), dim=-1)
+
+
+def _mahalanobis2(size: int, sigma_x: float, sigma_y: float, theta: float) -> torch.Tensor:
+    """Squared Mahalanobis distance ``d^T S^-1 d`` of each offset, with S = R diag(sx^2, sy^2) R^T."""
+    if sigma_x <= 0 or sigma_y <= 0:
+        raise OptionError(f"kernel sigmas must be positive, got {sigma_x}, {sigma_y}")
+    c, s = math.cos(theta), math.sin(theta)
+    grid = mesh_grid(size)
+    # Offsets in the kernel's own (rotated) frame: R^T d.
+    u = c * grid[..., 0] + s * grid[..., 1]
+    v = -s * grid[..., 0] + c * grid[..., 1]
+    return (u / sigma_x) ** 2 + (v / sigma_y) ** 2
+
+
+def _normalised(kernel: torch.Tensor) -> torch.Tensor:
+    return kernel / kernel.sum()
+
+
+def gaussian_kernel(size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0) -> torch.Tensor:
+    """Bivariate Gaussian; isotropic when ``sigma_y`` is None."""
+    sigma_y = sigma_x if sigma_y is None else sigma_y
+    return _normalised(torch.exp(-0.5 * _mahalanobis2(size, sigma_x, sigma_y, theta)))
+
+
+def generalized_gaussian_kernel(size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0,
+                                beta: float = 1.0) -> torch.Tensor:
+    """``exp(-0.5 (d^T S^-1 d)^beta)``: flatter top than a Gaussian for beta > 1, peakier below."""
+    sigma_y = sigma_x if sigma_y is None else sigma_y
+    return _normalised(torch.exp(-0.5 * _mahalanobis2(size, sigma_x, sigma_y, theta) ** beta))
+
+
+def plateau_kernel(size: int, sigma_x: float, sigma_y: float | None = None, theta: float = 0.0,
+                   beta: float = 1.0) -> torch.Tensor:
+    """``1 / (1 + (d^T S^-1 d)^beta)``: a plateau with heavy tails."""
+    sigma_y = sigma_x if sigma_y is None else sigma_y
+    return _normalised(1.0 / (_mahalanobis2(size, sigma_x, sigma_y, theta) ** beta + 1.0))
+
+
+def sinc_kernel(size: int, omega: float) -> torch.Tensor:
+    """2-D circular low-pass ("sinc") kernel with cutoff ``omega`` radians per pixel (pi: Nyquist).
+
+    The ideal circular low-pass filter has impulse response ``omega J1(omega r) / (2 pi r)``;
+    truncating it to ``size`` makes the ringing that Real-ESRGAN uses to imitate
+    over-sharpened and resampled footage.
+    """
+    _check_size(size)
+    if not 0 < omega <= math.pi:
+        raise OptionError(f"sinc cutoff must be in (0, pi], got {omega}")
+    r = mesh_grid(size).norm(dim=-1)
+    safe_r = torch.where(r == 0, torch.ones_like(r), r)
+    kernel = omega * torch.special.bessel_j1(omega * safe_r) / (2 * math.pi * safe_r)
+    # The limit of J1(w r) / r at r = 0 is w / 2.
+    kernel[size // 2, size // 2] = omega**2 / (4 * math.pi)
+    return _normalised(kernel)
+
+
+def pulse_kernel(size: int = PAD_TO) -> torch.Tensor:
+    """Identity kernel: a 1 at the centre."""
+    _check_size(size)
+    kernel = torch.zeros(size, size, dtype=torch.float64)
+    kernel[size // 2, size // 2] = 1.0
+    return kernel
+
+
+def pad_kernel(kernel: torch.Tensor, size: int = PAD_TO) -> torch.Tensor:
+    """Zero-pad a centred odd kernel to ``size``; a kernel already that large is returned as is."""
+    k = kernel.shape[-1]
+    _check_size(size)
+    if k > size:
+        raise OptionError(f"cannot pad a {k}x{k} kernel to {size}x{size}")
+    p = (size - k) // 2
+    return torch.nn.functional.pad(kernel, (p, p, p, p))
+
+
+@dataclass(frozen=True)
+class KernelParams:
+    """One drawn kernel: enough to rebuild it exactly with :func:`make_kernel`."""
+
+    kind: KernelKind
+    size: int
+    sigma_x: float | None = None
+    sigma_y: float | None = None
+    theta: float | None = None  #: radians
+    beta: float | None = None
+    omega: float | None = None  #: sinc cutoff in radians per pixel
+
+
+def make_kernel(params: KernelParams, pad_to: int | None = PAD_TO) -> torch.Tensor:
+    """Build the ``[k, k]`` float64 kernel described by ``params``, zero-padded to ``pad_to`` if given."""
+    p = params
+    if p.kind == "sinc":
+        assert p.omega is not None
+        kernel = sinc_kernel(p.size, p.omega)
+    elif p.kind == "pulse":
+        kernel = pulse_kernel(p.size)
+    else:
+        assert p.sigma_x is not None and p.sigma_y is not None and p.theta is not None
+        if p.kind in ("iso", "aniso"):
+            kernel = gaussian_kernel(p.size, p.sigma_x, p.sigma_y, p.theta)
+        elif p.kind.startswith("generalized"):
+            assert p.beta is not None
+            kernel = generalized_gaussian_kernel(p.size, p.sigma_x, p.sigma_y, p.theta, p.beta)
+        elif p.kind.startswith("plateau"):
+            assert p.beta is not None
+            kernel = plateau_kernel(p.size, p.sigma_x, p.sigma_y, p.theta, p.beta)
+        else:
+            raise OptionError(f"unknown kernel kind {p.kind!r}")
+    return kernel if pad_to is None else pad_kernel(kernel, pad_to)
+
+
+def _draw_beta(g: torch.Generator, beta_range: tuple[float, float]) -> float:
+    # Real-ESRGAN draws the shape below and above 1 with equal chance, so that both the
+    # peaky (beta < 1) and flat-topped (beta > 1) families are seen as often whatever the range.
+    if _random.bernoulli(g, 0.5):
+        return _random.uniform(g, beta_range[0], 1.0)
+    return _random.uniform(g, 1.0, beta_range[1])
+
+
+def random_sinc_params(g: torch.Generator, size: int, omega_pi: tuple[float, float]) -> KernelParams:
+    """A sinc kernel of the given side with cutoff drawn in ``omega_pi`` (units of pi)."""
+    omega = math.pi * _random.uniform(g, *omega_pi)
+    return KernelParams(kind="sinc", size=size, omega=omega)
+
+
+def random_kernel_params(g: torch.Generator, cfg: BlurConfig) -> KernelParams:
+    """Draw one blur kernel the way Real-ESRGAN's dataset does (size, sinc or mixed kernel)."""
+    size = _random.odd_size(g, cfg.sizes)
+    if _random.bernoulli(g, cfg.sinc_prob):
+        # Small kernels cannot represent low cutoffs without severe truncation, hence the two ranges.
+        omega_pi = cfg.sinc_omega_small if size < 13 else cfg.sinc_omega_large
+        return random_sinc_params(g, size, omega_pi)
+    kind: KernelKind = _random.weighted_choice(g, cfg.kernel_probs)  # type: ignore[assignment]
+    sigma_x = _random.uniform(g, *cfg.sigma)
+    if kind.endswith("iso") and not kind.endswith("aniso"):
+        sigma_y, theta = sigma_x, 0.0
+    else:
+        sigma_y = _random.uniform(g, *cfg.sigma)
+        theta = _random.uniform(g, -math.pi, math.pi)
+    beta = None
+    if kind.startswith("generalized"):
+        beta = _draw_beta(g, cfg.beta_gaussian)
+    elif kind.startswith("plateau"):
+        beta = _draw_beta(g, cfg.beta_plateau)
+    return KernelParams(kind=kind, size=size, sigma_x=sigma_x, sigma_y=sigma_y, theta=theta, beta=beta)
+
+
+def random_kernel(g: torch.Generator, cfg: BlurConfig, pad_to: int = PAD_TO) -> tuple[torch.Tensor, KernelParams]:
+    """Draw and build one kernel, padded to ``pad_to`` as Real-ESRGAN batches them."""
+    params = random_kernel_params(g, cfg)
+    return make_kernel(params, pad_to), params

@@ -1,0 +1,347 @@
+"""Degradation operations on batched image tensors.
+
+Every function here is pure: it takes images ``x`` of shape ``[N, C, H, W]`` (float,
+values in [0, 1], any device) and returns a new tensor of the same dtype and device;
+anything random comes from an explicit ``torch.Generator``. Per-sample parameters may be
+a Python scalar (shared by all N images) or a length-N sequence/1-D tensor.
+
+Nothing here imports PIL, so the module runs where only torch and torchvision exist.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from vidsr.errors import OptionError
+
+ResizeMode = Literal["area", "bilinear", "bicubic", "nearest"]
+PerSample = float | Sequence[float] | torch.Tensor
+
+# ITU-R BT.601 luma weights, as torchvision's rgb_to_grayscale (which Real-ESRGAN uses).
+_GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.dim() != 4 or not x.is_floating_point():
+        raise OptionError(f"expected float images [N, C, H, W], got {tuple(x.shape)} {x.dtype}")
+
+
+def _per_sample(value: PerSample, n: int, like: torch.Tensor) -> torch.Tensor | float:
+    """``value`` as an ``[n, 1, 1, 1]`` tensor on ``like``'s device and dtype; a Python number stays one.
+
+    Keeping scalars on the host saves a host-to-device copy per call, which on a GPU is
+    what per-sample operations cost most.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    t = torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n)
+    elif t.numel() != n:
+        raise OptionError(f"expected 1 or {n} per-sample values, got {t.numel()}")
+    return t.reshape(n, 1, 1, 1)
+
+
+def _pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    # Reflection (as cv2.filter2D and Real-ESRGAN) needs the pad smaller than the image;
+    # tiny intermediate images fall back to edge replication rather than failing.
+    h, w = x.shape[-2:]
+    mode = "reflect" if max(pad[0], pad[1]) < w and max(pad[2], pad[3]) < h else "replicate"
+    return F.pad(x, pad, mode=mode)
+
+
+# From this kernel side on, FFT convolution beats direct convolution on CPUs: its cost does
+# not grow with the kernel's k^2 taps. Not on GPUs: cuDNN is fast there, while cuFFT makes
+# a new plan for every new image size, and degraded images come in many sizes.
+_FFT_MIN_KERNEL = 9
+
+
+def _smooth_size(n: int) -> int:
+    """The smallest m >= n with no prime factor above 5: sizes FFTs are fast at."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
+def _fft_correlate(xp: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Valid correlation of padded images ``[N, C, Hp, Wp]`` with ``[k, k]`` or ``[N, k, k]`` kernels."""
+    k = kernel.shape[-1]
+    hp, wp = xp.shape[-2:]
+    fh, fw = _smooth_size(hp), _smooth_size(wp)
+    # Correlation is convolution with the flipped kernel; circular wrap-around only touches
+    # the first k - 1 rows and columns, which the valid crop drops.
+    kf = torch.fft.rfft2(kernel.flip(-2, -1), s=(fh, fw))
+    if kernel.dim() == 3:
+        kf = kf[:, None]
+    xf = torch.fft.rfft2(xp, s=(fh, fw))
+    out = torch.fft.irfft2(xf * kf, s=(fh, fw))
+    return out[..., k - 1:hp, k - 1:wp].contiguous()
+
+
+def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Convolve each image with a kernel, reflect-padded so the size is kept.
+
+    x: ``[N, C, H, W]`` float. kernel: ``[k, k]`` shared by all images, or ``[N, k, k]``
+    one per image (k odd). Kernels are applied as correlation, as cv2.filter2D does; the
+    kernels of this package are all point-symmetric, so that is also a convolution.
+    """
+    _check_images(x)
+    n, c, h, w = x.shape
+    k = kernel.shape[-1]
+    if k % 2 == 0 or kernel.shape[-2] != k:
+        raise OptionError(f"kernel must be square with an odd side, got {tuple(kernel.shape)}")
+    kernel = kernel.to(device=x.device, dtype=x.dtype)
+    xp = _pad(x, (k // 2,) * 4)
+    if k >= _FFT_MIN_KERNEL and x.device.type == "cpu":
+        return _fft_correlate(xp, kernel)
+    if kernel.dim() == 2:
+        out = F.conv2d(xp.reshape(n * c, 1, *xp.shape[-2:]), kernel[None, None])
+        return out.reshape(n, c, h, w)
+    if kernel.shape[0] != n:
+        raise OptionError(f"got {kernel.shape[0]} kernels for {n} images")
+    weight = kernel[:, None].repeat_interleave(c, dim=0)  # [n*c, 1, k, k]
+    out = F.conv2d(xp.reshape(1, n * c, *xp.shape[-2:]), weight, groups=n * c)
+    return out.reshape(n, c, h, w)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], mode: ResizeMode) -> torch.Tensor:
+    """Resize to ``size = (height, width)`` without antialiasing, as Real-ESRGAN does.
+
+    ``area`` is average pooling when shrinking and nearest-neighbour when enlarging;
+    bicubic may overshoot [0, 1], so callers clamp.
+    """
+    _check_images(x)
+    if size[0] < 1 or size[1] < 1:
+        raise OptionError(f"resize target must be at least 1x1, got {size}")
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x.clone()
+    if mode in ("bilinear", "bicubic"):
+        return F.interpolate(x, size=size, mode=mode, align_corners=False)
+    if mode in ("area", "nearest"):
+        return F.interpolate(x, size=size, mode=mode)
+    raise OptionError(f"resize mode must be area, bilinear, bicubic or nearest, got {mode!r}")
+
+
+def _gray_weights(gray: bool | Sequence[bool] | torch.Tensor, n: int, like: torch.Tensor) -> bool | torch.Tensor:
+    """A Python bool (all or none gray, decided on the host) or an ``[n, 1, 1, 1]`` 0/1 tensor."""
+    if isinstance(gray, bool):
+        return gray
+    flags = [bool(g) for g in (gray.reshape(-1).tolist() if isinstance(gray, torch.Tensor) else gray)]
+    if len(flags) == 1:
+        flags = flags * n
+    if len(flags) != n:
+        raise OptionError(f"expected 1 or {n} gray flags, got {len(flags)}")
+    if all(flags) or not any(flags):
+        return flags[0]
+    return torch.tensor(flags, dtype=like.dtype, device=like.device).reshape(n, 1, 1, 1)
+
+
+def _mix(gray_w: bool | torch.Tensor, colour: Callable[[], torch.Tensor],
+         gray: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Per image, colour noise or one gray field for all channels; only the kinds in use are drawn."""
+    if isinstance(gray_w, bool):
+        return gray() if gray_w else colour()  # gray: [N, 1, H, W], broadcast over the channels
+    return colour() * (1 - gray_w) + gray() * gray_w
+
+
+def add_gaussian_noise(x: torch.Tensor, sigma: PerSample, gray: bool | Sequence[bool] | torch.Tensor = False,
+                       *, generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor:
+    """Add zero-mean Gaussian noise of standard deviation ``sigma / 255``.
+
+    ``gray`` selects, per image, one noise field shared by all channels (luminance noise)
+    instead of independent noise per channel. The generator must live on ``x``'s device.
+    """
+    _check_images(x)
+    n, c, h, w = x.shape
+    std = _per_sample(sigma, n, x) / 255.0
+    gray_w = _gray_weights(gray, n, x)
+    noise = _mix(gray_w,
+                 lambda: torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype),
+                 lambda: torch.randn((n, 1, h, w), generator=generator, device=x.device, dtype=x.dtype))
+    out = x + noise * std
+    return out.clamp(0, 1) if clip else out
+
+
+def _distinct_levels(q: torch.Tensor) -> torch.Tensor:
+    """Per image of ``q`` (values k/255), the number of distinct 8-bit levels, as ``[N]`` float."""
+    n = q.shape[0]
+    idx = (q.reshape(n, -1) * 255).round().long().clamp(0, 255)
+    # Marking the levels present instead of torch.unique per image: a few kernels for the
+    # batch and no wait for the device (bincount and unique both need one).
+    present = torch.zeros(n, 256, dtype=torch.bool, device=q.device).scatter_(1, idx, True)
+    return present.sum(dim=1).to(q.dtype)
+
+
+def _shot_noise(img: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Poisson noise of an image quantised to 8 bits, with Real-ESRGAN's photon count."""
+    q = (img * 255).round().clamp(0, 255) / 255
+    # As Real-ESRGAN: the count per unit intensity is the next power of two above the number of
+    # distinct levels, so flat (few-level) images get relatively stronger noise.
+    vals = 2 ** torch.ceil(torch.log2(_distinct_levels(q).clamp(min=1)))
+    vals = vals.reshape(-1, 1, 1, 1)
+    return torch.poisson(q * vals, generator=generator) / vals - q
+
+
+def add_poisson_noise(x: torch.Tensor, scale: PerSample, gray: bool | Sequence[bool] | torch.Tensor = False,
+                      *, generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor:
+    """Add Poisson (shot) noise multiplied by ``scale``, in colour or on luminance only."""
+    _check_images(x)
+    n, c = x.shape[:2]
+    s = _per_sample(scale, n, x)
+    gray_w = _gray_weights(gray, n, x)
+
+    def luma_noise() -> torch.Tensor:
+        if c == 3:
+            weights = torch.tensor(_GRAY_WEIGHTS, device=x.device, dtype=x.dtype).reshape(1, 3, 1, 1)
+            luma = (x * weights).sum(dim=1, keepdim=True)
+        else:
+            luma = x.mean(dim=1, keepdim=True)
+        return _shot_noise(luma, generator)
+
+    noise = _mix(gray_w, lambda: _shot_noise(x, generator), luma_noise)
+    out = x + noise * s
+    return out.clamp(0, 1) if clip else out
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Float [0, 1] -> uint8, rounding to the nearest level."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Round to the 256 levels of 8-bit video, staying float in [0, 1]."""
+    return (x * 255).round().clamp(0, 255) / 255
+
+
+def jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int]) -> list[torch.Tensor]:
+    """JPEG-compress groups of images of any size, each group at its own quality.
+
+    ``images[i]`` is ``[N_i, 3, H_i, W_i]`` float in [0, 1] on any device, compressed at
+    ``qualities[i]``; results come back on the same device.
+
+    Why a real codec and not Real-ESRGAN's differentiable approximation (DiffJPEG): the
+    network must learn what real encoders do, with their colour conversion, 4:2:0 chroma
+    subsampling, rounding and integer quality, and the trainer never back-propagates
+    through the degradation, so differentiability buys nothing.
+
+    Why always libjpeg-turbo on the CPU (torchvision's ``encode_jpeg``/``decode_jpeg``)
+    and not nvjpeg on CUDA: torchvision's CUDA encoder keeps full-resolution chroma
+    (4:4:4). Measured on an H100, nvjpeg's output at quality 90 was 9 dB closer to the
+    input than libjpeg's, so the same seed would have meant much milder JPEG damage on a
+    GPU than on a CPU, and milder than the 4:2:0 JPEGs found in the wild. The images are
+    small (64..400 px) and the round trip costs well under a millisecond each.
+    """
+    if len(images) != len(qualities):
+        raise OptionError(f"got {len(qualities)} qualities for {len(images)} image groups")
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which this
+        # project does not depend on; without this, every training batch would warn.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torchvision\.io")
+        return _jpeg_many(images, qualities)
+
+
+def _jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int]) -> list[torch.Tensor]:
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    encoded: list[torch.Tensor] = []
+    for x, q in zip(images, qualities):
+        _check_images(x)
+        if x.shape[1] != 3:
+            raise OptionError(f"JPEG needs 3-channel images, got {x.shape[1]} channels")
+        if not 1 <= int(q) <= 100:
+            raise OptionError(f"JPEG quality must be in [1, 100], got {q}")
+        if x.shape[0]:
+            encoded.extend(encode_jpeg(list(to_uint8(x).cpu().unbind(0)), quality=int(q)))
+    if not encoded:
+        return [x.clone() for x in images]
+    decoded = decode_jpeg(encoded)
+    out: list[torch.Tensor] = []
+    i = 0
+    for x in images:
+        m = x.shape[0]
+        out.append(torch.stack(decoded[i:i + m]).to(device=x.device, dtype=x.dtype) / 255 if m else x.clone())
+        i += m
+    return out
+
+
+def jpeg(x: torch.Tensor, quality: int | Sequence[int]) -> torch.Tensor:
+    """JPEG-compress each image of ``[N, 3, H, W]`` at a shared or per-image integer quality."""
+    _check_images(x)
+    n = x.shape[0]
+    qs = [int(quality)] * n if isinstance(quality, (int, float)) else [int(q) for q in quality]
+    if len(qs) != n:
+        raise OptionError(f"expected 1 or {n} JPEG qualities, got {len(qs)}")
+    return torch.cat(jpeg_many([x[i:i + 1] for i in range(n)], qs)) if n else x.clone()
+
+
+def _gaussian_1d(radius: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    ax = torch.arange(radius, dtype=torch.float64) - radius // 2
+    k = torch.exp(-0.5 * (ax / sigma) ** 2)
+    return (k / k.sum()).to(device=like.device, dtype=like.dtype)
+
+
+def _banded(k1d: torch.Tensor, out_len: int) -> torch.Tensor:
+    """``[out_len + k - 1, out_len]`` matrix M with ``(x @ M)[j] = sum_i x[j + i] k1d[i]``."""
+    k = k1d.numel()
+    m = torch.zeros(out_len + k - 1, out_len, device=k1d.device, dtype=k1d.dtype)
+    rows = torch.arange(out_len, device=k1d.device)[None, :] + torch.arange(k, device=k1d.device)[:, None]
+    cols = torch.arange(out_len, device=k1d.device)[None, :].expand(k, out_len)
+    m[rows, cols] = k1d[:, None].expand(k, out_len)
+    return m
+
+
+def _separable_blur(x: torch.Tensor, k1d: torch.Tensor) -> torch.Tensor:
+    # A 1-D pass as a product with a banded matrix: more arithmetic than a convolution, but
+    # BLAS runs it several times faster than conv2d runs a single-channel 51-tap kernel.
+    n, c, h, w = x.shape
+    r = k1d.numel() // 2
+    xp = _pad(x, (r, r, r, r))
+    y = xp @ _banded(k1d, w)  # [n, c, h + 2r, w]
+    return _banded(k1d, h).transpose(0, 1) @ y
+
+
+def usm_sharpen(x: torch.Tensor, *, radius: int = 50, sigma: float = 0.0, weight: float = 0.5,
+                threshold: float = 10.0) -> torch.Tensor:
+    """Unsharp masking as Real-ESRGAN sharpens its ground truth (``USMSharp``).
+
+    x: ``[N, C, H, W]`` float in [0, 1]. The Gaussian has side ``radius`` (made odd) and,
+    when ``sigma`` is 0, OpenCV's derived ``0.3 ((side - 1) / 2 - 1) + 0.8``. Detail
+    ``x - blur(x)`` is added with ``weight`` only where it exceeds ``threshold`` (0..255
+    scale), through a mask softened by the same Gaussian so no hard edges appear.
+    """
+    _check_images(x)
+    side = radius + 1 if radius % 2 == 0 else radius
+    if sigma <= 0:
+        sigma = 0.3 * ((side - 1) * 0.5 - 1) + 0.8
+    # The 2-D Gaussian is separable: two 1-D passes cost 2*side taps per pixel instead of side^2.
+    k1d = _gaussian_1d(side, sigma, x)
+    residual = x - _separable_blur(x, k1d)
+    mask = (residual.abs() * 255 > threshold).to(x.dtype)
+    soft_mask = _separable_blur(mask, k1d)
+    sharp = (x + weight * residual).clamp(0, 1)
+    return soft_mask * sharp + (1 - soft_mask) * x
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of images in [0, 1], per leading index (``[N]``)."""
+    mse = ((a - b) ** 2).reshape(a.shape[0], -1).mean(dim=1)
+    return 10 * torch.log10(1.0 / mse.clamp(min=1e-12))
+
+
+def high_frequency_energy(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared response to a discrete Laplacian, per image (``[N]``): a measure of fine detail."""
+    _check_images(x)
+    lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=x.device, dtype=x.dtype)
+    n, c, h, w = x.shape
+    r = F.conv2d(x.reshape(n * c, 1, h, w), lap[None, None])
+    return (r**2).reshape(n, -1).mean(dim=1)
+

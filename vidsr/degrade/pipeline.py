@@ -1,0 +1,301 @@
+"""Real-ESRGAN's high-order degradation model, with a video-codec stage.
+
+``HighOrderDegradation(config, seed=...)`` turns clean HR images ``[N, 3, H, W]`` (or
+clips ``[N, T, 3, H, W]``), float in [0, 1], into the LR images a network is trained on:
+
+1. optional USM sharpening of the input (Real-ESRGAN degrades the sharpened ground truth);
+2. first order: blur, random resize, Gaussian or Poisson noise, JPEG;
+3. second order: blur (with a probability), resize relative to the target size, noise;
+4. final: 50/50 either (resize to ``H/scale`` + sinc filter) then JPEG, or JPEG then
+   (resize + sinc);
+5. the codec stage: with its own probability, a real video encoder either takes the
+   final JPEG's place (``place: final``) or runs after the whole final stage
+   (``place: end``), on a clip, so inter-frame damage is real;
+6. rounding to 8 bits.
+
+Every sample draws its own parameters. A still image that gets the codec stage is first
+turned into a clip of ``codec.frames`` frames with random camera motion, degraded frame
+by frame with the same parameters (fresh noise per frame), compressed, and the frame
+that was not moved is returned, so the LR stays aligned with the ground truth. A clip
+input keeps all its frames, which share their parameters.
+
+The drawn parameters are plain frozen dataclasses (:class:`SampleParams`), returned as
+dicts by ``__call__`` and accepted back by :meth:`HighOrderDegradation.apply`, which
+reproduces the output exactly, per-pixel noise included (each sample records the seed
+of its noise).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from vidsr.degrade import _random, ops
+from vidsr.degrade.codec import (CodecParams, MotionParams, check_codecs, compress_clips, random_codec_params,
+                                 random_motion_params, synthesize_motion)
+from vidsr.degrade.config import DegradationConfig, FinalConfig, OrderConfig, build_dataclass, to_plain
+from vidsr.degrade.kernels import PAD_TO, KernelParams, make_kernel, random_kernel_params, random_sinc_params
+from vidsr.errors import InputError, OptionError
+
+
+@dataclass(frozen=True)
+class ResizeParams:
+    direction: Literal["up", "down", "keep"]
+    factor: float  #: first order: of the current size; second order: of the target (LR) size
+    mode: Literal["area", "bilinear", "bicubic"]
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    kind: Literal["gaussian", "poisson"]
+    level: float  #: Gaussian: sigma on the 0..255 scale; Poisson: scale
+    gray: bool
+    seed: int  #: seed of the per-pixel noise generator on the tensor's device
+
+
+@dataclass(frozen=True)
+class OrderParams:
+    kernel: KernelParams | None  #: None: no blur
+    resize: ResizeParams
+    noise: NoiseParams
+    jpeg_quality: int | None  #: None: no JPEG
+
+
+@dataclass(frozen=True)
+class FinalParams:
+    resize_first: bool  #: (resize + sinc) then compression, else compression then (resize + sinc)
+    mode: Literal["area", "bilinear", "bicubic"]
+    sinc: KernelParams  #: kind "pulse" when no sinc filter was drawn
+    jpeg_quality: int | None  #: None when the codec takes the JPEG's place
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """Everything drawn for one sample."""
+
+    first: OrderParams | None
+    second: OrderParams | None
+    final: FinalParams
+    codec: CodecParams | None = None
+    codec_place: Literal["final", "end"] | None = None
+    motion: MotionParams | None = None  #: set when a still image was turned into a clip
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SampleParams:
+        return build_dataclass(cls, data, "params")
+
+
+def _sample_order(g: torch.Generator, cfg: OrderConfig) -> OrderParams | None:
+    if not _random.bernoulli(g, cfg.prob):
+        return None
+    kernel = random_kernel_params(g, cfg.blur) if _random.bernoulli(g, cfg.blur.prob) else None
+    direction = _random.weighted_choice(g, cfg.resize.probs)
+    lo, hi = cfg.resize.range
+    factor = {"up": lambda: _random.uniform(g, 1.0, hi), "down": lambda: _random.uniform(g, lo, 1.0),
+              "keep": lambda: 1.0}[direction]()
+    mode = _random.choice(g, cfg.resize.modes)
+    gaussian = _random.bernoulli(g, cfg.noise.gaussian_prob)
+    level = _random.uniform(g, *(cfg.noise.gaussian_sigma if gaussian else cfg.noise.poisson_scale))
+    gray = _random.bernoulli(g, cfg.noise.gray_prob)
+    noise = NoiseParams(kind="gaussian" if gaussian else "poisson", level=level, gray=gray, seed=_random.seed(g))
+    quality = _random.randint(g, *cfg.jpeg_quality) if cfg.jpeg_quality is not None else None
+    return OrderParams(kernel=kernel, resize=ResizeParams(direction=direction, factor=factor, mode=mode),  # type: ignore[arg-type]
+                       noise=noise, jpeg_quality=quality)
+
+
+def _sample_final(g: torch.Generator, cfg: FinalConfig, jpeg: bool) -> FinalParams:
+    resize_first = _random.bernoulli(g, cfg.resize_first_prob)
+    mode = _random.choice(g, cfg.modes)
+    if _random.bernoulli(g, cfg.sinc_prob):
+        sinc = random_sinc_params(g, _random.odd_size(g, cfg.sinc_sizes), cfg.sinc_omega)
+    else:
+        sinc = KernelParams(kind="pulse", size=PAD_TO)
+    quality = _random.randint(g, *cfg.jpeg_quality) if jpeg else None
+    return FinalParams(resize_first=resize_first, mode=mode, sinc=sinc, jpeg_quality=quality)
+
+
+def sample_params(g: torch.Generator, cfg: DegradationConfig, *, still: bool) -> SampleParams:
+    """Draw one sample's parameters; ``still``: the input is an image (motion is synthesised)."""
+    first = _sample_order(g, cfg.first_order)
+    second = _sample_order(g, cfg.second_order)
+    use_codec = _random.bernoulli(g, cfg.codec.prob)
+    codec = random_codec_params(g, cfg.codec) if use_codec else None
+    motion = random_motion_params(g, cfg.codec) if use_codec and still else None
+    final = _sample_final(g, cfg.final, jpeg=not (use_codec and cfg.codec.place == "final"))
+    return SampleParams(first=first, second=second, final=final, codec=codec,
+                        codec_place=cfg.codec.place if use_codec else None, motion=motion)
+
+
+def _noise(x: torch.Tensor, p: NoiseParams) -> torch.Tensor:
+    gen = torch.Generator(device=x.device)
+    gen.manual_seed(p.seed)
+    if p.kind == "gaussian":
+        return ops.add_gaussian_noise(x, p.level, p.gray, generator=gen)
+    return ops.add_poisson_noise(x, p.level, p.gray, generator=gen)
+
+
+def _blur(x: torch.Tensor, kernel: KernelParams) -> torch.Tensor:
+    if kernel.kind == "pulse":
+        return x
+    # Unpadded kernel: the same result as Real-ESRGAN's zero-padded 21x21 one, for fewer taps.
+    return ops.blur(x, make_kernel(kernel, pad_to=None)).clamp(0, 1)
+
+
+def _scaled(size: tuple[int, int], factor: float) -> tuple[int, int]:
+    return max(1, int(size[0] * factor)), max(1, int(size[1] * factor))
+
+
+Clips = list[torch.Tensor]
+
+
+def _map(clips: Clips, selected: Sequence[bool], fn: Callable[[int, torch.Tensor], torch.Tensor]) -> Clips:
+    return [fn(i, c) if sel else c for i, (c, sel) in enumerate(zip(clips, selected))]
+
+
+def _jpeg(clips: Clips, qualities: Sequence[int | None]) -> Clips:
+    idx = [i for i, q in enumerate(qualities) if q is not None]
+    if not idx:
+        return clips
+    done = ops.jpeg_many([clips[i] for i in idx], [int(qualities[i]) for i in idx])  # type: ignore[arg-type]
+    out = list(clips)
+    for i, c in zip(idx, done):
+        out[i] = c
+    return out
+
+
+class HighOrderDegradation:
+    """Seeded high-order degradation of HR batches into LR batches (see the module doc).
+
+    Not thread-safe: each call advances one generator. ``codec_workers`` threads run the
+    video encoders (default: up to 8, one per CPU core).
+    """
+
+    def __init__(self, config: DegradationConfig, *, seed: int | None = None,
+                 generator: torch.Generator | None = None, codec_workers: int | None = None) -> None:
+        if seed is not None and generator is not None:
+            raise OptionError("give a seed or a generator, not both")
+        self.config = config
+        if generator is None:
+            generator = torch.Generator()
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(seed)
+        if generator.device.type != "cpu":
+            raise OptionError("the parameter generator must be a CPU torch.Generator")
+        self.generator = generator
+        if config.codec.prob > 0:
+            check_codecs([c for c, p in config.codec.codec_probs.items() if p > 0])
+        self._codec_workers = codec_workers if codec_workers is not None else min(8, os.cpu_count() or 1)
+        self._executor: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the encoder threads (they are started again when needed)."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def __enter__(self) -> HighOrderDegradation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sample(self, n: int, *, still: bool = True) -> list[SampleParams]:
+        """Draw parameters for ``n`` samples; ``still``: the batch will be images, not clips."""
+        return [sample_params(self.generator, self.config, still=still) for _ in range(n)]
+
+    def __call__(self, hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+        """Degrade ``hr`` and return ``(lr, params)``; see :meth:`apply` for shapes."""
+        params = self.sample(hr.shape[0], still=hr.dim() == 4)
+        return self.apply(hr, params, scale=scale), [p.to_dict() for p in params]
+
+    def apply(self, hr: torch.Tensor, params: Sequence[SampleParams | Mapping[str, Any]], *,
+              scale: int) -> torch.Tensor:
+        """Apply given parameters (deterministic).
+
+        hr: ``[N, 3, H, W]`` images or ``[N, T, 3, H, W]`` clips, float in [0, 1], H and W
+        multiples of ``scale``. Returns ``[N, 3, H/scale, W/scale]`` (resp. with T) on
+        ``hr``'s device and dtype, every value a multiple of 1/255.
+        """
+        plist = [p if isinstance(p, SampleParams) else SampleParams.from_dict(p) for p in params]
+        clips, still = self._split(hr, plist, scale)
+        h, w = hr.shape[-2:]
+        lr_size = (h // scale, w // scale)
+        if self.config.sharpen_input:
+            # One batched call before the batch splits into clips of different sizes.
+            sharp = ops.usm_sharpen(hr.reshape(-1, 3, h, w)).reshape(hr.shape)
+            clips, _ = self._split(sharp, plist, scale)
+        clips = [synthesize_motion(c[0], p.motion) if p.motion is not None else c for c, p in zip(clips, plist)]
+
+        clips = self._order(clips, [p.first for p in plist], reference=None)
+        clips = self._order(clips, [p.second for p in plist], reference=lr_size)
+
+        def resize_sinc(i: int, c: torch.Tensor) -> torch.Tensor:
+            f = plist[i].final
+            return _blur(ops.resize(c, lr_size, f.mode).clamp(0, 1), f.sinc)
+
+        first_half = [p.final.resize_first for p in plist]
+        clips = _map(clips, first_half, resize_sinc)
+        clips = _jpeg(clips, [p.final.jpeg_quality for p in plist])
+        clips = self._codec(clips, plist, "final")
+        clips = _map(clips, [not s for s in first_half], resize_sinc)
+        clips = self._codec(clips, plist, "end")
+        clips = [ops.quantize(c) for c in clips]
+
+        if still:
+            refs = [p.motion.ref if p.motion is not None else 0 for p in plist]
+            return torch.stack([c[r] for c, r in zip(clips, refs)])
+        return torch.stack(clips)
+
+    def _split(self, hr: torch.Tensor, plist: Sequence[SampleParams], scale: int) -> tuple[Clips, bool]:
+        if hr.dim() not in (4, 5) or hr.shape[-3] != 3 or not hr.is_floating_point():
+            raise InputError(f"expected float images [N, 3, H, W] or clips [N, T, 3, H, W], "
+                             f"got {tuple(hr.shape)} {hr.dtype}")
+        if scale < 1:
+            raise OptionError(f"scale must be a positive integer, got {scale}")
+        h, w = hr.shape[-2:]
+        if h % scale or w % scale:
+            raise InputError(f"HR size {w}x{h} is not a multiple of the scale {scale}")
+        if len(plist) != hr.shape[0]:
+            raise OptionError(f"got parameters for {len(plist)} samples, the batch has {hr.shape[0]}")
+        still = hr.dim() == 4
+        if not still and any(p.motion is not None for p in plist):
+            raise OptionError("motion parameters are for still images; this batch is clips")
+        return [hr[i:i + 1] if still else hr[i] for i in range(hr.shape[0])], still
+
+    def _order(self, clips: Clips, orders: Sequence[OrderParams | None],
+               reference: tuple[int, int] | None) -> Clips:
+        """One degradation order; resize relative to each clip's size, or to ``reference``."""
+
+        def blur_resize_noise(i: int, c: torch.Tensor) -> torch.Tensor:
+            o = orders[i]
+            assert o is not None
+            if o.kernel is not None:
+                c = _blur(c, o.kernel)
+            base = reference if reference is not None else (c.shape[-2], c.shape[-1])
+            c = ops.resize(c, _scaled(base, o.resize.factor), o.resize.mode).clamp(0, 1)
+            return _noise(c, o.noise)
+
+        clips = _map(clips, [o is not None for o in orders], blur_resize_noise)
+        return _jpeg(clips, [o.jpeg_quality if o is not None else None for o in orders])
+
+    def _codec(self, clips: Clips, plist: Sequence[SampleParams], place: str) -> Clips:
+        idx = [i for i, p in enumerate(plist) if p.codec is not None and p.codec_place == place]
+        if not idx:
+            return clips
+        if self._executor is None and self._codec_workers > 1:
+            self._executor = ThreadPoolExecutor(self._codec_workers, thread_name_prefix="vidsr-codec")
+        done = compress_clips([clips[i] for i in idx], [plist[i].codec for i in idx],  # type: ignore[misc]
+                              self._executor)
+        out = list(clips)
+        for i, c in zip(idx, done):
+            out[i] = c
+        return out
