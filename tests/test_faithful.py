@@ -313,3 +313,29 @@ def test_corrupt_frames_in_the_middle_keep_the_count(base: Path, tmp_path: Path,
     assert packets(out, "audio") == packets(clean, "audio")
     with pytest.raises(InputError, match="--strict"):
         run(bad, tmp_path / "strict.mkv", model, strict=True)
+
+
+@pytest.mark.parametrize("encoder", ["ffmpeg", "pyav"])
+def test_hdr10_keeps_tags_and_mastering_metadata(base: Path, tmp_path: Path, ffmpeg_exe: str,
+                                                 model: ModelDescriptor, encoder: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "pq.mkv"
+    ffmpeg(ffmpeg_exe, "-i", str(base), "-frames:v", "2", "-vf", "setparams=color_primaries=bt2020:"
+           "color_trc=smpte2084:colorspace=bt2020nc:range=tv", "-c:v", "libx265", "-preset", "ultrafast",
+           "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error:hdr10=1:master-display="
+           "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):max-cll=1000,400", "-an", str(src))
+    out = tmp_path / "out.mkv"
+    run(src, out, model, encode=EncodeSettings(preset="ultrafast", backend=encoder))  # type: ignore[arg-type]
+
+    def hdr(path: Path) -> tuple:
+        with av.open(str(path)) as c:
+            ctx = c.streams.video[0].codec_context
+            f = next(c.decode(video=0))
+            side = {s.type.name: bytes(s) for s in f.side_data
+                    if s.type.name in ("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL")}
+            return ctx.pix_fmt, ctx.color_primaries, ctx.color_trc, ctx.colorspace, side
+
+    got, want = hdr(out), hdr(src)
+    assert want[1:4] == (9, 16, 9) and len(want[4]) == 2  # the case really is HDR10
+    assert got == want
+    assert "HDR" in caplog.text and "SDR" in caplog.text

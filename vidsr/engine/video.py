@@ -94,8 +94,8 @@ def plan_video(input_path: Path, output: Path | None, options: UpscaleOptions, m
     """Probe the input and settle output path, codec, pixel format and size; fails fast on bad input."""
     info = probe_video(input_path)
     if info.hdr:
-        log.warning("%s is HDR (%s); its tags are kept, but the models were trained on SDR video",
-                    input_path.name, info.color.trc_tag)
+        log.warning("%s is HDR (%s); its tags%s are kept, but the models were trained on SDR video",
+                    input_path.name, info.color.trc_tag, " and mastering metadata" if info.hdr_metadata else "")
     scale = options.scale or float(model_scale)
     encode = resolve_encoding(info, options.encode, container_format_for(output or input_path))
     output = output or default_output(input_path, scale, image=False, codec=encode.codec)
@@ -126,7 +126,8 @@ def encode_part(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor
                          start_s=info.start_s, pts_range=pts_range, threads=options.decode_threads)
     encoder = open_encoder(part_path, width=out_w, height=out_h, rate=info.rate, color=info.color,
                            settings=plan.encode, container_format=container_format_for(plan.output),
-                           input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio)
+                           input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio,
+                           hdr=info.hdr_metadata)
     try:
         run_pipeline(lambda: reader, upscaler, encoder.write, batch=batch,
                      frame_shape=(info.height, info.width, plan.channels),

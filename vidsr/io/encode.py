@@ -21,6 +21,7 @@ import numpy as np
 
 from vidsr.errors import EncoderError, OptionError
 from vidsr.io.color import ColorInfo
+from vidsr.io.hdr import HdrMetadata
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ class EncodeSettings:
     pix_fmt: str | None = None
     backend: Backend = "auto"
 
-    def codec_options(self) -> dict[str, str]:
-        """Encoder private options, identical for both back ends."""
+    def codec_options(self, hdr: HdrMetadata | None = None) -> dict[str, str]:
+        """Encoder private options, identical for both back ends; `hdr` adds HDR10 metadata."""
         opts: dict[str, str] = {}
         if self.crf is not None and self.codec in _CRF_CODECS:
             opts["crf"] = f"{self.crf:g}"
@@ -50,6 +51,8 @@ class EncodeSettings:
             opts["preset"] = str(self.preset)
         if self.codec == "libx265":
             opts["x265-params"] = "log-level=error"  # x265 otherwise prints pages of statistics
+        for key, value in (hdr.encoder_params(self.codec) if hdr else {}).items():
+            opts[key] = f"{opts[key]}:{value}" if key in opts else value
         return opts
 
 
@@ -93,7 +96,8 @@ class FrameEncoder(Protocol):
 
 def open_encoder(path: Path, *, width: int, height: int, rate: Fraction, color: ColorInfo,
                  settings: EncodeSettings, container_format: str | None = None,
-                 input_pix_fmt: str = "rgb24", sample_aspect_ratio: Fraction = Fraction(1)) -> FrameEncoder:
+                 input_pix_fmt: str = "rgb24", sample_aspect_ratio: Fraction = Fraction(1),
+                 hdr: HdrMetadata | None = None) -> FrameEncoder:
     """Start an encoder writing a video-only file at `path`.
 
     It takes frames laid out as PyAV's VideoFrame.from_ndarray expects `input_pix_fmt`:
@@ -109,9 +113,9 @@ def open_encoder(path: Path, *, width: int, height: int, rate: Fraction, color: 
         raise EncoderError("--encoder ffmpeg was asked for but no ffmpeg binary was found")
     if exe is not None:
         return FfmpegProcessEncoder(path, width, height, rate, color, settings, exe, container_format,
-                                    input_pix_fmt, sar)
+                                    input_pix_fmt, sar, hdr)
     log.info("no ffmpeg binary; encoding in-process with PyAV")
-    return PyAVEncoder(path, width, height, rate, color, settings, container_format, input_pix_fmt, sar)
+    return PyAVEncoder(path, width, height, rate, color, settings, container_format, input_pix_fmt, sar, hdr)
 
 
 class FfmpegProcessEncoder:
@@ -119,7 +123,7 @@ class FfmpegProcessEncoder:
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, color: ColorInfo,
                  settings: EncodeSettings, exe: str, container_format: str | None, input_pix_fmt: str,
-                 sar: Fraction | None) -> None:
+                 sar: Fraction | None, hdr: HdrMetadata | None) -> None:
         import ffmpeg  # ffmpeg-python
 
         self._frame_bytes = _frame_bytes(input_pix_fmt, width, height)
@@ -140,7 +144,7 @@ class FfmpegProcessEncoder:
             "vcodec": settings.codec, "pix_fmt": settings.pix_fmt,
             "colorspace": color.matrix_tag, "color_range": color.range_tag,
             "color_primaries": color.primaries_tag, "color_trc": color.trc_tag,
-            **settings.codec_options(),
+            **settings.codec_options(hdr),
         }
         if container_format:
             out_kwargs["format"] = container_format
@@ -188,10 +192,10 @@ class PyAVEncoder:
 
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, color: ColorInfo,
                  settings: EncodeSettings, container_format: str | None, input_pix_fmt: str,
-                 sar: Fraction | None) -> None:
+                 sar: Fraction | None, hdr: HdrMetadata | None) -> None:
         self._input_pix_fmt = input_pix_fmt
         self._container = av.open(str(path), mode="w", format=container_format)
-        stream = self._container.add_stream(settings.codec, rate=rate, options=settings.codec_options())
+        stream = self._container.add_stream(settings.codec, rate=rate, options=settings.codec_options(hdr))
         stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
         ctx = stream.codec_context
         ctx.colorspace, ctx.color_range = color.av_matrix, 2 if color.full_range else 1

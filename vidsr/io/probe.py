@@ -10,6 +10,7 @@ import av
 
 from vidsr.errors import InputError, InputNotFoundError
 from vidsr.io.color import ColorInfo, resolve_color
+from vidsr.io.hdr import HdrMetadata, read_hdr_metadata
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class VideoInfo:
     alpha: bool = False
     gray: bool = False
     rotation: int = 0             # display rotation, counter-clockwise degrees
+    hdr_metadata: HdrMetadata = HdrMetadata()  # mastering display / content light level, if any
     sample_aspect_ratio: Fraction = Fraction(1)
 
     @property
@@ -91,6 +93,7 @@ def probe_video(path: Path) -> VideoInfo:
             frames = round(duration * rate)
         pix_fmt = ctx.pix_fmt or "yuv420p"
         fmt = av.VideoFormat(pix_fmt)
+        first = _first_frame(container, stream, path)
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         return VideoInfo(
             path=path,
@@ -111,7 +114,8 @@ def probe_video(path: Path) -> VideoInfo:
             bits=max(c.bits for c in fmt.components),
             alpha=len(fmt.components) in (2, 4),
             gray=len(fmt.components) in (1, 2) and not fmt.has_palette,
-            rotation=_first_frame_rotation(container, stream, path),
+            rotation=first.rotation,
+            hdr_metadata=first.hdr,
             sample_aspect_ratio=Fraction(sar) if sar else Fraction(1),
         )
 
@@ -130,12 +134,18 @@ def _video_duration(stream: av.video.stream.VideoStream) -> float | None:
     return None
 
 
-def _first_frame_rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                          path: Path) -> int:
-    """Decode one frame: proves the video decodes at all, and gives the display rotation."""
+@dataclass(frozen=True)
+class _FirstFrame:
+    rotation: int
+    hdr: HdrMetadata
+
+
+def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                 path: Path) -> _FirstFrame:
+    """Decode one frame: proves the video decodes at all, and gives what only frames carry."""
     try:
         for frame in container.decode(stream):
-            return int(round(frame.rotation or 0)) % 360
+            return _FirstFrame(int(round(frame.rotation or 0)) % 360, read_hdr_metadata(frame))
     except av.error.FFmpegError as exc:
         raise InputError(f"cannot decode the video of {path}: {exc}") from exc
     raise InputError(f"no video frame could be decoded from {path}")
