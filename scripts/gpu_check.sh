@@ -2,7 +2,8 @@
 # The device checks for the GPU machine (see ../shared/gpu/README.md), run from the repo root:
 #   bash ../shared/gpu/wheels.sh pyyaml && python scripts/export_weights.py animevideov3 --out .weights
 #   then, on the device (carry .whl and .weights): bash scripts/gpu_check.sh [phases...]
-# Phases: bench (issue 4, uncompiled), compile (issue 4, torch.compile), upscale (a real run).
+# Phases: bench (issue 4, uncompiled), compile (issue 4, torch.compile), upscale (a real run),
+#         workers (issue 7: 1 vs 2 workers on one GPU), degrade (issue 5), train (issue 6: stage 1).
 # Results go to $OUT (or ./gpu-out).
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -25,7 +26,15 @@ for phase in $phases; do
       tail -3 "$OUT/bench_compile.err" ;;
     upscale)
       timeout 60 python3 -m vidsr upscale samples/earth_3s.mp4 --model $W -s 2 -o "$OUT/earth_x2.mp4" --debug 2>&1 | tail -3 ;;
-    *) "$@" ;;
+    workers)
+      timeout 120 python3 scripts/bench_workers.py --model $W --devices cuda:0 --workers 1,2 --frames 600 \
+        --segment-seconds 2 --json "$OUT/workers.json" 2>&1 | grep -v "^\s*$" | tail -4 ;;
+    degrade)
+      timeout 90 python3 scripts/bench_degrade.py --device cuda --json "$OUT/degrade.json" 2>&1 | tail -12 ;;
+    train)
+      timeout ${TRAIN_TIMEOUT:-240} python3 scripts/train_check.py --device cuda --minutes ${TRAIN_MINUTES:-2.5} \
+        --data .media/images --official $W --json "$OUT/train.json" 2>&1 | tail -15 ;;
+    *) echo "unknown phase $phase" ;;
   esac
 done
 echo "=== done $(date +%T)"
