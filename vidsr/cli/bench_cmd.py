@@ -17,13 +17,13 @@ _SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "earth_3s.mp4"
 
 def bench(
     source: Path = typer.Option(_SAMPLE, "--source", help="Real clip to loop and resize as the input."),
-    size: Optional[str] = typer.Option(None, "--size", help="Input WxH [default: 960x540 on CUDA, 160x90 on CPU]."),
-    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per phase [default: 600 CUDA, 16 CPU]."),
+    size: Optional[str] = typer.Option(None, "--size", help="Input WxH (default: 960x540 on CUDA, 160x90 on CPU)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Frames per phase (default: 600 CUDA, 16 CPU)."),
     model: str = typer.Option("animevideov3", "-m", "--model"),
     scale: float = typer.Option(2.0, "-s", "--scale"),
     device: str = typer.Option("auto", "--device"),
     precision: str = typer.Option("auto", "--precision", help="Comma-separated: auto,fp16,bf16,fp32."),
-    batch: Optional[str] = typer.Option(None, "--batch", help="Comma-separated batch sizes [default: 1,4,8; 4 on CPU]."),
+    batch: Optional[str] = typer.Option(None, "--batch", help="Comma-separated batch sizes (default: 1,4,8; 4 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="Also measure under torch.compile."),
     codec: str = typer.Option("libx264", "--codec"),
     preset: str = typer.Option("veryfast", "--preset"),
