@@ -37,12 +37,12 @@ def upscale(
     cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark",
                                          help="Let cuDNN time its algorithms for these frame sizes."),
     codec: Optional[str] = typer.Option(None, "--codec", help="Video encoder (libx264, libx265, libsvtav1, ...) "
-                                        "[default: like the input: libx264; libx265 for HEVC or gray; "
-                                        "an alpha-capable codec for alpha]."),
+                                        "(default: like the input: libx264; libx265 for HEVC or gray; "
+                                        "an alpha-capable codec for alpha)."),
     crf: float = typer.Option(18, "--crf", help="Constant rate factor (lower is better quality)."),
     preset: str = typer.Option("medium", "--preset", help="Encoder preset (e.g. veryfast, medium, slow)."),
-    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="Output pixel format [default: the input's, "
-                                          "e.g. yuv420p, yuv420p10le for 10-bit]."),
+    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="Output pixel format (default: the input's, "
+                                          "e.g. yuv420p, yuv420p10le for 10-bit)."),
     start: float = typer.Option(0.0, "--start", help="Seconds into the video to start at."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to process from --start."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames to process from --start."),
