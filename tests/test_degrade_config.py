@@ -82,6 +82,7 @@ def test_missing_keys_are_rejected(tmp_path: Path, plain: dict) -> None:
     (("codec", "codec_probs"), {"libx264": 0.5, "h266": 0.5}, "h266"),
     (("sharpen_input",), "yes", "true or false"),
     (("codec", "frames"), 2.5, "integer"),
+    (("draw",), "per_clip", "per_batch"),
 ])
 def test_invalid_values_are_rejected(tmp_path: Path, plain: dict, path: tuple, value: object, match: str) -> None:
     node = plain
@@ -110,3 +111,10 @@ def test_unknown_names_and_bad_files_are_user_errors(tmp_path: Path) -> None:
     bad.write_text("- just\n- a list\n", encoding="utf-8")
     with pytest.raises(InputError):
         load_config(bad)
+
+
+def test_shipped_configs_draw_per_batch_and_older_files_per_sample(tmp_path: Path, plain: dict) -> None:
+    assert {load_config(name).draw for name in ("realesrgan_video", "anime_video")} == {"per_batch"}
+    # A file written before the key existed keeps meaning what it meant.
+    del plain["draw"]
+    assert load_config(write(tmp_path, plain)).draw == "per_sample"

@@ -9,8 +9,8 @@ import torch
 
 from vidsr.degrade import load_config
 from vidsr.degrade.kernels import (KernelParams, gaussian_kernel, generalized_gaussian_kernel, make_kernel,
-                                   mesh_grid, pad_kernel, plateau_kernel, pulse_kernel, random_kernel,
-                                   random_kernel_params, sinc_kernel)
+                                   make_kernels, mesh_grid, pad_kernel, plateau_kernel, pulse_kernel, random_kernel,
+                                   random_kernel_params, random_kernel_params_batch, sinc_kernel)
 from vidsr.errors import OptionError
 
 ALL = [
@@ -142,3 +142,60 @@ def test_random_kernels_follow_the_real_esrgan_distribution() -> None:
         assert kinds[kind] / n == pytest.approx(0.9 * prob, abs=0.03), kind
     k, _ = random_kernel(g, cfg)
     assert k.shape == (21, 21) and k.sum().item() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_batch_draws_follow_the_same_distribution() -> None:
+    cfg = load_config("realesrgan_video").first_order.blur
+    n = 3000
+    params = random_kernel_params_batch(torch.Generator().manual_seed(0), cfg, n)
+    kinds = collections.Counter(p.kind for p in params)
+    assert {p.size for p in params} == set(range(7, 22, 2))
+    assert kinds["sinc"] / n == pytest.approx(0.1, abs=0.025)
+    for kind, prob in cfg.kernel_probs.items():
+        assert kinds[kind] / n == pytest.approx(0.9 * prob, abs=0.03), kind
+    for p in params:
+        if p.kind == "sinc":
+            assert p.omega is not None
+            lo, hi = cfg.sinc_omega_small if p.size < 13 else cfg.sinc_omega_large
+            assert lo * math.pi <= p.omega <= hi * math.pi
+            continue
+        assert p.sigma_x is not None and p.sigma_y is not None
+        assert cfg.sigma[0] <= p.sigma_x <= cfg.sigma[1] and cfg.sigma[0] <= p.sigma_y <= cfg.sigma[1]
+        if not p.kind.endswith("aniso"):
+            assert p.sigma_y == p.sigma_x and p.theta == 0.0
+        if p.kind.startswith("generalized"):
+            assert p.beta is not None and cfg.beta_gaussian[0] <= p.beta <= cfg.beta_gaussian[1]
+        elif p.kind.startswith("plateau"):
+            assert p.beta is not None and cfg.beta_plateau[0] <= p.beta <= cfg.beta_plateau[1]
+        else:
+            assert p.beta is None
+    betas = [p.beta for p in params if p.kind.startswith("generalized")]
+    assert sum(b < 1 for b in betas) / len(betas) == pytest.approx(0.5, abs=0.1)  # type: ignore[operator]
+    # Same generator state, same draws.
+    again = random_kernel_params_batch(torch.Generator().manual_seed(0), cfg, n)
+    assert again == params
+
+
+def test_make_kernels_equals_make_kernel_for_every_kind() -> None:
+    params = [
+        KernelParams(kind="iso", size=7, sigma_x=0.3, sigma_y=0.3, theta=0.0),
+        KernelParams(kind="aniso", size=21, sigma_x=3.0, sigma_y=0.4, theta=1.1),
+        KernelParams(kind="generalized_iso", size=11, sigma_x=1.5, sigma_y=1.5, theta=0.0, beta=0.5),
+        KernelParams(kind="generalized_aniso", size=13, sigma_x=2.0, sigma_y=1.0, theta=-2.0, beta=4.0),
+        KernelParams(kind="plateau_iso", size=9, sigma_x=1.0, sigma_y=1.0, theta=0.0, beta=1.0),
+        KernelParams(kind="plateau_aniso", size=19, sigma_x=2.5, sigma_y=0.7, theta=0.4, beta=2.0),
+        KernelParams(kind="sinc", size=15, omega=math.pi / 4),
+        KernelParams(kind="sinc", size=7, omega=math.pi),
+        KernelParams(kind="pulse", size=21),
+    ]
+    stack = make_kernels(params)
+    assert stack.shape == (len(params), 21, 21) and stack.dtype == torch.float64
+    for p, k in zip(params, stack):
+        assert torch.allclose(k, make_kernel(p, pad_to=21), rtol=0, atol=1e-15), p.kind
+    assert make_kernels(params[:1], size=9).shape == (1, 9, 9)
+    with pytest.raises(OptionError):
+        make_kernels(params, size=19)
+    with pytest.raises(OptionError):
+        make_kernels([KernelParams(kind="iso", size=7, sigma_x=0.0, sigma_y=0.0, theta=0.0)])
+    with pytest.raises(OptionError):
+        make_kernels([KernelParams(kind="sinc", size=7, omega=4.0)])

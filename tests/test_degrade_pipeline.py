@@ -29,9 +29,15 @@ def with_codec(cfg: DegradationConfig, prob: float, place: str = "final") -> Deg
     return dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, prob=prob, place=place))
 
 
+@pytest.fixture(scope="module", params=["per_sample", "per_batch"])
+def cfg(request: pytest.FixtureRequest) -> DegradationConfig:
+    """The general config, in each draw mode (the tests below hold in both)."""
+    return dataclasses.replace(load_config("realesrgan_video"), draw=request.param)
+
+
 @pytest.fixture(scope="module")
-def cfg() -> DegradationConfig:
-    return load_config("realesrgan_video")
+def per_sample() -> DegradationConfig:
+    return dataclasses.replace(load_config("realesrgan_video"), draw="per_sample")
 
 
 def test_images_become_8bit_lr_images(hr: torch.Tensor, cfg: DegradationConfig) -> None:
@@ -85,9 +91,9 @@ def _order_by_hand(x: torch.Tensor, o: OrderParams | None, base: tuple[int, int]
     return ops.jpeg(x, o.jpeg_quality) if o.jpeg_quality is not None else x
 
 
-def test_recorded_params_are_what_was_applied(hr: torch.Tensor, cfg: DegradationConfig) -> None:
+def test_recorded_params_are_what_was_applied(hr: torch.Tensor, per_sample: DegradationConfig) -> None:
     """Rebuild each LR image by hand from its recorded parameters, one operation after another."""
-    lr, params = HighOrderDegradation(with_codec(cfg, 0.0), seed=11)(hr, 4)
+    lr, params = HighOrderDegradation(with_codec(per_sample, 0.0), seed=11)(hr, 4)
     for i, raw in enumerate(params):
         p = SampleParams.from_dict(raw)
         x = ops.usm_sharpen(hr[i:i + 1])
@@ -106,7 +112,8 @@ def test_recorded_params_are_what_was_applied(hr: torch.Tensor, cfg: Degradation
         assert torch.equal(ops.quantize(x), lr[i:i + 1]), i
 
 
-def test_parameters_are_drawn_per_sample_within_the_config(cfg: DegradationConfig) -> None:
+def test_parameters_are_drawn_per_sample_within_the_config(per_sample: DegradationConfig) -> None:
+    cfg = per_sample
     pipe = HighOrderDegradation(cfg, seed=0)
     params = pipe.sample(200)
     first = [p.first for p in params if p.first is not None]

@@ -8,15 +8,21 @@ Typical use in a trainer::
     lr, params = degrade(hr, scale=4)   # hr [N, 3, H, W] float in [0, 1]
     gt_for_losses = usm_sharpen(hr)
 
+    # Or in two steps, e.g. for a batch that mixes stills and clips. Draw the whole batch
+    # in one call: with the shipped configs (draw: per_batch), one sample() call is one
+    # batch, and n calls of sample(1) would be n batches of one, degraded one by one.
+    params = degrade.sample(n, still=[True, False, ...])   # one flag per sample
+    lr = degrade.apply(hr, params, scale=4)                 # or on subsets of the batch
+
 The operations (:mod:`vidsr.degrade.ops`), kernels (:mod:`vidsr.degrade.kernels`) and
 codec stage (:mod:`vidsr.degrade.codec`) are pure functions usable on their own.
 """
 from __future__ import annotations
 
 from vidsr.degrade.codec import (CodecParams, MotionParams, available_codecs, compress_clip, compress_clips,
-                                 synthesize_motion)
+                                 synthesize_motion, synthesize_motions)
 from vidsr.degrade.config import DegradationConfig, config_path, load_config
-from vidsr.degrade.kernels import KernelParams, make_kernel, random_kernel
+from vidsr.degrade.kernels import KernelParams, make_kernel, make_kernels, random_kernel
 from vidsr.degrade.ops import (add_gaussian_noise, add_poisson_noise, blur, jpeg, jpeg_many, quantize, resize,
                                usm_sharpen)
 from vidsr.degrade.pipeline import HighOrderDegradation, SampleParams
@@ -39,9 +45,11 @@ __all__ = [
     "jpeg_many",
     "load_config",
     "make_kernel",
+    "make_kernels",
     "quantize",
     "random_kernel",
     "resize",
     "synthesize_motion",
+    "synthesize_motions",
     "usm_sharpen",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -133,34 +133,51 @@ def synthesize_motion(image: torch.Tensor, motion: MotionParams) -> torch.Tensor
     """
     if image.dim() != 3:
         raise OptionError(f"expected one image [C, H, W], got {tuple(image.shape)}")
-    if not 0 <= motion.ref < motion.frames:
-        raise OptionError(f"reference frame {motion.ref} outside a clip of {motion.frames}")
-    c, h, w = image.shape
-    offsets = [t - motion.ref for t in range(motion.frames)]
-    moving = [d for d in offsets if d != 0]
-    if not moving:
-        return image[None].clone()
-    theta = torch.zeros(len(moving), 2, 3, dtype=torch.float64)
-    for i, d in enumerate(moving):
-        s = (1.0 + motion.zoom) ** d
-        # affine_grid maps output to input coordinates in [-1, 1]: a pixel is 2/W wide.
-        theta[i, 0, 0] = 1.0 / s
-        theta[i, 1, 1] = 1.0 / s
-        theta[i, 0, 2] = 2.0 * motion.dx * d / w
-        theta[i, 1, 2] = 2.0 * motion.dy * d / h
-    theta = theta.to(device=image.device, dtype=image.dtype)
-    grid = F.affine_grid(theta, [len(moving), c, h, w], align_corners=False)
-    src = image[None].expand(len(moving), c, h, w)
-    warped = F.grid_sample(src, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp(0, 1)
-    frames = []
+    return synthesize_motions(image[None], [motion])[0]
+
+
+def synthesize_motions(images: torch.Tensor, motions: Sequence[MotionParams]) -> list[torch.Tensor]:
+    """:func:`synthesize_motion` for ``[M, C, H, W]`` images, with one resampling call for all moved frames."""
+    if images.dim() != 4 or images.shape[0] != len(motions):
+        raise OptionError(f"expected {len(motions)} images [M, C, H, W], got {tuple(images.shape)}")
+    m, c, h, w = images.shape
+    src: list[int] = []
+    rows: list[tuple[float, float, float]] = []
+    for i, motion in enumerate(motions):
+        if not 0 <= motion.ref < motion.frames:
+            raise OptionError(f"reference frame {motion.ref} outside a clip of {motion.frames}")
+        for t in range(motion.frames):
+            d = t - motion.ref
+            if d != 0:
+                src.append(i)
+                # affine_grid maps output to input coordinates in [-1, 1]: a pixel is 2/W wide.
+                rows.append((1.0 / (1.0 + motion.zoom) ** d, 2.0 * motion.dx * d / w, 2.0 * motion.dy * d / h))
+    warped = None
+    if src:
+        theta = torch.zeros(len(src), 2, 3, dtype=torch.float64)
+        r = torch.tensor(rows, dtype=torch.float64)
+        theta[:, 0, 0] = r[:, 0]
+        theta[:, 1, 1] = r[:, 0]
+        theta[:, 0, 2] = r[:, 1]
+        theta[:, 1, 2] = r[:, 2]
+        theta = theta.to(device=images.device, dtype=images.dtype)
+        grid = F.affine_grid(theta, [len(src), c, h, w], align_corners=False)
+        index = torch.tensor(src, device=images.device)
+        warped = F.grid_sample(images.index_select(0, index), grid, mode="bicubic", padding_mode="reflection",
+                               align_corners=False).clamp(0, 1)
+    clips = []
     j = 0
-    for d in offsets:
-        if d == 0:
-            frames.append(image)
-        else:
-            frames.append(warped[j])
-            j += 1
-    return torch.stack(frames)
+    for i, motion in enumerate(motions):
+        frames = []
+        for t in range(motion.frames):
+            if t == motion.ref:
+                frames.append(images[i])
+            else:
+                assert warped is not None
+                frames.append(warped[j])
+                j += 1
+        clips.append(torch.stack(frames))
+    return clips
 
 
 @functools.cache
@@ -283,6 +300,26 @@ def compress_clip(clip: torch.Tensor, params: CodecParams) -> torch.Tensor:
     if clip.dim() != 4 or clip.shape[1] != 3:
         raise OptionError(f"expected a clip [T, 3, H, W], got {tuple(clip.shape)}")
     return _frames_to_clip(compress_frames(_clip_to_frames(clip), params), clip)
+
+
+def start_compress_clips(frames: torch.Tensor, counts: Sequence[int], params: Sequence[CodecParams],
+                         executor: Executor | None = None) -> Callable[[], torch.Tensor]:
+    """Start compressing consecutive clips of ``frames`` ``[F, 3, H, W]``; ``counts[i]`` frames for ``params[i]``.
+
+    The frames go to the host in one copy and the encoders start in ``executor``'s
+    threads (at once in this thread without one); the returned function waits for them
+    and gives all frames back, compressed, as one tensor like ``frames``. The caller does
+    other work in between.
+    """
+    if len(counts) != len(params) or sum(counts) != frames.shape[0]:
+        raise OptionError(f"{len(params)} codec settings and clips of {list(counts)} frames for "
+                          f"{frames.shape[0]} frames")
+    arrays = np.split(_clip_to_frames(frames), np.cumsum(counts)[:-1])
+    if executor is None:
+        done = np.concatenate([compress_frames(a, p) for a, p in zip(arrays, params)])
+        return lambda: _frames_to_clip(done, frames)
+    futures = [executor.submit(compress_frames, a, p) for a, p in zip(arrays, params)]
+    return lambda: _frames_to_clip(np.concatenate([f.result() for f in futures]), frames)
 
 
 def compress_clips(clips: Sequence[torch.Tensor], params: Sequence[CodecParams],

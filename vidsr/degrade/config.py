@@ -2,12 +2,14 @@
 
 Every number the pipeline draws from lives in a YAML file under ``configs/degrade/``;
 the dataclasses here have no defaults on purpose, so that a file which forgets a key
-fails loudly instead of silently falling back to a number hidden in code. Unknown keys
-are rejected with the dotted path of the key, so typos cannot pass unnoticed.
+fails loudly instead of silently falling back to a number hidden in code (the one
+exception, ``draw``, came later; its default keeps older files meaning what they meant).
+Unknown keys are rejected with the dotted path of the key, so typos cannot pass unnoticed.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -25,11 +27,13 @@ ResizeMode = Literal["area", "bilinear", "bicubic"]
 ResizeDirection = Literal["up", "down", "keep"]
 CodecName = Literal["libx264", "libx265", "mpeg4", "libvpx-vp9"]
 CodecPlace = Literal["final", "end"]
+DrawMode = Literal["per_batch", "per_sample"]
 
 KERNEL_TYPES: tuple[str, ...] = get_args(KernelType)
 RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 RESIZE_DIRECTIONS: tuple[str, ...] = get_args(ResizeDirection)
 CODEC_NAMES: tuple[str, ...] = get_args(CodecName)
+DRAW_MODES: tuple[str, ...] = get_args(DrawMode)
 
 # Folder of the shipped configurations: configs/degrade/ at the repository root.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "degrade"
@@ -219,6 +223,14 @@ class DegradationConfig:
     second_order: OrderConfig
     final: FinalConfig
     codec: CodecConfig
+    #: ``per_batch``: as Real-ESRGAN's training, one resize (direction, factor, mode), one
+    #: noise kind, one run/skip of each order and one final order for the whole batch,
+    #: which is then degraded with a few large tensor operations; kernels, noise levels,
+    #: gray noise, JPEG qualities, the sinc filter and the codec stage stay per sample.
+    #: ``per_sample``: every sample draws everything and is degraded on its own. The one
+    #: key with a default: files written before the batched mode existed keep giving the
+    #: same pairs for the same seed. The shipped (training) configs say ``per_batch``.
+    draw: DrawMode = "per_sample"
 
 
 T = TypeVar("T")
@@ -284,10 +296,15 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     raise TypeError(f"unsupported annotation {tp!r} at {where}")  # a bug in a dataclass here, not user input
 
 
+@functools.cache
+def _hints_and_fields(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field]]:
+    # get_type_hints evaluates every annotation string: by far the dearest step of a build.
+    return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def build_dataclass(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     """Build the frozen dataclass ``cls`` from a mapping, rejecting unknown and missing keys."""
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints, fields = _hints_and_fields(cls)
     prefix = f"{where}." if where else ""
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -305,10 +322,21 @@ def build_dataclass(cls: type[T], data: Mapping[str, Any], where: str = "") -> T
         raise OptionError(f"{where or cls.__name__}: {exc}") from None
 
 
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def to_plain(obj: Any) -> Any:
     """A dataclass (or mapping/tuple of them) as plain dicts, lists and scalars, e.g. for YAML or JSON."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if obj is None or isinstance(obj, (str, int, float)):
+        return obj
+    names = None if isinstance(obj, type) else _field_names(type(obj))
+    if names is not None:
+        # Field names cached per class: this runs for every sample of every training batch.
+        return {name: to_plain(getattr(obj, name)) for name in names}
     if isinstance(obj, Mapping):
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -12,7 +12,9 @@ and rebuilt.
 """
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -190,3 +192,129 @@ def random_kernel(g: torch.Generator, cfg: BlurConfig, pad_to: int = PAD_TO) -> 
     """Draw and build one kernel, padded to ``pad_to`` as Real-ESRGAN batches them."""
     params = random_kernel_params(g, cfg)
     return make_kernel(params, pad_to), params
+
+
+# --- many kernels at once (the batched pipeline) ---
+
+_BETA_KINDS = ("generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+
+
+def random_kernel_params_batch(g: torch.Generator, cfg: BlurConfig, n: int) -> list[KernelParams]:
+    """``n`` kernels drawn from the distribution of :func:`random_kernel_params`, in a few tensor draws.
+
+    The same distribution, not the same stream: every quantity is drawn for every kernel
+    (and ignored where unused), so that the generator advances by a fixed amount.
+    """
+    if n == 0:
+        return []
+    u = torch.rand(n, 9, generator=g, dtype=torch.float64)
+    lo, hi = cfg.sizes
+    steps = (hi - lo) // 2 + 1
+    size = lo + 2 * (u[:, 0] * steps).floor().clamp(max=steps - 1)
+    sinc = u[:, 1] < cfg.sinc_prob
+    small = size < 13
+    om_small = torch.tensor(cfg.sinc_omega_small, dtype=torch.float64)
+    om_large = torch.tensor(cfg.sinc_omega_large, dtype=torch.float64)
+    om_lo = torch.where(small, om_small[0], om_large[0])
+    om_hi = torch.where(small, om_small[1], om_large[1])
+    omega = math.pi * (om_lo + (om_hi - om_lo) * u[:, 2])
+    names = list(cfg.kernel_probs)
+    probs = torch.tensor([cfg.kernel_probs[k] for k in names], dtype=torch.float64)
+    kind = torch.searchsorted(probs.cumsum(0), u[:, 3:4] * probs.sum(), right=True).reshape(-1)
+    # As _random.weighted_choice: a draw that lands on the total through rounding takes the last possible kind.
+    last = max(i for i, p in enumerate(probs.tolist()) if p > 0)
+    kind = kind.clamp(max=last)
+    s_lo, s_hi = cfg.sigma
+    sigma_x = s_lo + (s_hi - s_lo) * u[:, 4]
+    sigma_y = s_lo + (s_hi - s_lo) * u[:, 5]
+    theta = -math.pi + 2 * math.pi * u[:, 6]
+    below = u[:, 7] < 0.5  # as _draw_beta: below or above 1 with equal chance
+    betas = {}
+    for family, (b_lo, b_hi) in (("generalized", cfg.beta_gaussian), ("plateau", cfg.beta_plateau)):
+        betas[family] = torch.where(below, b_lo + (1.0 - b_lo) * u[:, 8], 1.0 + (b_hi - 1.0) * u[:, 8]).tolist()
+    out = []
+    rows = zip(size.long().tolist(), sinc.tolist(), omega.tolist(), kind.tolist(), sigma_x.tolist(),
+               sigma_y.tolist(), theta.tolist(), betas["generalized"], betas["plateau"])
+    for k, is_sinc, om, ki, sx, sy, th, b_gen, b_plat in rows:
+        if is_sinc:
+            out.append(KernelParams(kind="sinc", size=k, omega=om))
+            continue
+        name: KernelKind = names[ki]  # type: ignore[assignment]
+        if not name.endswith("aniso"):
+            sy, th = sx, 0.0
+        beta = b_gen if name.startswith("generalized") else b_plat if name.startswith("plateau") else None
+        out.append(KernelParams(kind=name, size=k, sigma_x=sx, sigma_y=sy, theta=th, beta=beta))
+    return out
+
+
+_FAMILY = {"iso": 0, "aniso": 0, "generalized_iso": 1, "generalized_aniso": 1, "plateau_iso": 2,
+           "plateau_aniso": 2, "sinc": 3, "pulse": 4}
+
+
+def _exp_neg_half(m: torch.Tensor) -> torch.Tensor:
+    """``exp(-m / 2)``, flushed to 0 below 1e-304: rows of other kernel families hold huge ``m``,
+    and exp's denormal results cost a hundred times a normal one."""
+    return torch.where(m < 1400, torch.exp(-0.5 * m.clamp(max=1400)), 0.0)
+
+
+@functools.cache
+def _polar_grid(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x and y offsets from the centre and their norm, ``[size, size]`` each (cached: never written to)."""
+    grid = mesh_grid(size)
+    return grid[..., 0], grid[..., 1], grid.norm(dim=-1)
+
+
+def make_kernels(params: Sequence[KernelParams], size: int | None = None) -> torch.Tensor:
+    """Build many kernels at once: ``[n, size, size]`` float64, each zero-padded to ``size``.
+
+    ``size`` defaults to the largest kernel's side. Each kernel equals
+    ``make_kernel(params[i], pad_to=size)`` up to float64 rounding, built with a few tensor
+    operations for the whole list instead of a dozen per kernel.
+    """
+    if not params:
+        raise OptionError("make_kernels needs at least one kernel")
+    k = max(p.size for p in params) if size is None else size
+    _check_size(k)
+    rows = []
+    for p in params:
+        _check_size(p.size)
+        if p.size > k:
+            raise OptionError(f"cannot pad a {p.size}x{p.size} kernel to {k}x{k}")
+        fam = _FAMILY.get(p.kind)
+        if fam is None:
+            raise OptionError(f"unknown kernel kind {p.kind!r}")
+        if fam <= 2:
+            if p.sigma_x is None or p.sigma_y is None or p.theta is None:
+                raise OptionError(f"{p.kind} kernel needs sigma_x, sigma_y and theta")
+            if p.sigma_x <= 0 or p.sigma_y <= 0:
+                raise OptionError(f"kernel sigmas must be positive, got {p.sigma_x}, {p.sigma_y}")
+            if fam > 0 and p.beta is None:
+                raise OptionError(f"{p.kind} kernel needs beta")
+        if fam == 3 and (p.omega is None or not 0 < p.omega <= math.pi):
+            raise OptionError(f"sinc cutoff must be in (0, pi], got {p.omega}")
+        rows.append((fam, p.size // 2, p.sigma_x or 1.0, p.sigma_y or 1.0, p.theta or 0.0, p.beta or 1.0,
+                     p.omega or math.pi))
+    families = {row[0] for row in rows}
+    t = torch.tensor(rows, dtype=torch.float64)[:, :, None, None]  # [n, 7, 1, 1]
+    fam, half, sx, sy, theta, beta, omega = t.unbind(1)
+    gx, gy, r = _polar_grid(k)
+    kernel = (r == 0).to(torch.float64).expand(len(rows), k, k)  # pulse; the other families replace it
+    # Each formula only for the families present: a batch seldom has all five.
+    if families & {0, 1, 2}:
+        c, s = torch.cos(theta), torch.sin(theta)
+        m2 = ((c * gx + s * gy) / sx) ** 2 + ((-s * gx + c * gy) / sy) ** 2
+        if 0 in families:
+            kernel = torch.where(fam == 0, _exp_neg_half(m2), kernel)
+        if families & {1, 2}:
+            m2b = m2**beta
+            if 1 in families:
+                kernel = torch.where(fam == 1, _exp_neg_half(m2b), kernel)
+            if 2 in families:
+                kernel = torch.where(fam == 2, 1.0 / (m2b + 1.0), kernel)
+    if 3 in families:
+        safe_r = torch.where(r == 0, torch.ones_like(r), r)
+        sinc = torch.where(r == 0, omega**2 / (4 * math.pi),
+                           omega * torch.special.bessel_j1(omega * safe_r) / (2 * math.pi * safe_r))
+        kernel = torch.where(fam == 3, sinc, kernel)
+    kernel = kernel * ((gx.abs() <= half) & (gy.abs() <= half))
+    return kernel / kernel.sum(dim=(-2, -1), keepdim=True)

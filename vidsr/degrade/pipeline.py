@@ -13,124 +13,49 @@ clips ``[N, T, 3, H, W]``), float in [0, 1], into the LR images a network is tra
    (``place: end``), on a clip, so inter-frame damage is real;
 6. rounding to 8 bits.
 
-Every sample draws its own parameters. A still image that gets the codec stage is first
-turned into a clip of ``codec.frames`` frames with random camera motion, degraded frame
-by frame with the same parameters (fresh noise per frame), compressed, and the frame
-that was not moved is returned, so the LR stays aligned with the ground truth. A clip
-input keeps all its frames, which share their parameters.
+The config's ``draw`` says what is drawn how often:
 
-The drawn parameters are plain frozen dataclasses (:class:`SampleParams`), returned as
-dicts by ``__call__`` and accepted back by :meth:`HighOrderDegradation.apply`, which
-reproduces the output exactly, per-pixel noise included (each sample records the seed
-of its noise).
+* ``per_batch`` (the shipped configs, for training): as Real-ESRGAN's ``feed_data``, one
+  draw per batch of whether each order runs, its resize (direction, factor, mode) and
+  noise kind, and the final stage's order and resize mode; blur kernels, whether the
+  second order blurs, noise levels and seeds, gray noise, JPEG qualities, the final sinc
+  filter and the codec stage per sample. The batch is then degraded with a few large
+  tensor operations (:mod:`vidsr.degrade._batched`).
+* ``per_sample``: every sample draws everything and is degraded on its own, at a cost
+  of a few milliseconds of per-sample work each.
+
+A still image that gets the codec stage is first turned into a clip of ``codec.frames``
+frames with random camera motion, degraded frame by frame with the same parameters
+(fresh noise per frame), compressed, and the frame that was not moved is returned, so
+the LR stays aligned with the ground truth. A clip input keeps all its frames, which
+share their parameters.
+
+The drawn parameters are plain frozen dataclasses (:class:`SampleParams`; per-batch
+draws are recorded in every sample's), returned as dicts by ``__call__`` and accepted
+back by :meth:`HighOrderDegradation.apply`, which reproduces the output exactly,
+per-pixel noise included (each sample records the seed of its noise), with the same
+``draw`` mode.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from vidsr.degrade import _random, ops
-from vidsr.degrade.codec import (CodecParams, MotionParams, check_codecs, compress_clips, random_codec_params,
-                                 random_motion_params, synthesize_motion)
-from vidsr.degrade.config import DegradationConfig, FinalConfig, OrderConfig, build_dataclass, to_plain
-from vidsr.degrade.kernels import PAD_TO, KernelParams, make_kernel, random_kernel_params, random_sinc_params
+from vidsr.degrade import ops
+from vidsr.degrade._batched import degrade_batch
+from vidsr.degrade._params import (FinalParams, NoiseParams, OrderParams, ResizeParams, SampleParams, sample_batch,
+                                   sample_params)
+from vidsr.degrade.codec import check_codecs, compress_clips, synthesize_motion
+from vidsr.degrade.config import DegradationConfig
+from vidsr.degrade.kernels import KernelParams, make_kernel
 from vidsr.errors import InputError, OptionError
 
-
-@dataclass(frozen=True)
-class ResizeParams:
-    direction: Literal["up", "down", "keep"]
-    factor: float  #: first order: of the current size; second order: of the target (LR) size
-    mode: Literal["area", "bilinear", "bicubic"]
-
-
-@dataclass(frozen=True)
-class NoiseParams:
-    kind: Literal["gaussian", "poisson"]
-    level: float  #: Gaussian: sigma on the 0..255 scale; Poisson: scale
-    gray: bool
-    seed: int  #: seed of the per-pixel noise generator on the tensor's device
-
-
-@dataclass(frozen=True)
-class OrderParams:
-    kernel: KernelParams | None  #: None: no blur
-    resize: ResizeParams
-    noise: NoiseParams
-    jpeg_quality: int | None  #: None: no JPEG
-
-
-@dataclass(frozen=True)
-class FinalParams:
-    resize_first: bool  #: (resize + sinc) then compression, else compression then (resize + sinc)
-    mode: Literal["area", "bilinear", "bicubic"]
-    sinc: KernelParams  #: kind "pulse" when no sinc filter was drawn
-    jpeg_quality: int | None  #: None when the codec takes the JPEG's place
-
-
-@dataclass(frozen=True)
-class SampleParams:
-    """Everything drawn for one sample."""
-
-    first: OrderParams | None
-    second: OrderParams | None
-    final: FinalParams
-    codec: CodecParams | None = None
-    codec_place: Literal["final", "end"] | None = None
-    motion: MotionParams | None = None  #: set when a still image was turned into a clip
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_plain(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SampleParams:
-        return build_dataclass(cls, data, "params")
-
-
-def _sample_order(g: torch.Generator, cfg: OrderConfig) -> OrderParams | None:
-    if not _random.bernoulli(g, cfg.prob):
-        return None
-    kernel = random_kernel_params(g, cfg.blur) if _random.bernoulli(g, cfg.blur.prob) else None
-    direction = _random.weighted_choice(g, cfg.resize.probs)
-    lo, hi = cfg.resize.range
-    factor = {"up": lambda: _random.uniform(g, 1.0, hi), "down": lambda: _random.uniform(g, lo, 1.0),
-              "keep": lambda: 1.0}[direction]()
-    mode = _random.choice(g, cfg.resize.modes)
-    gaussian = _random.bernoulli(g, cfg.noise.gaussian_prob)
-    level = _random.uniform(g, *(cfg.noise.gaussian_sigma if gaussian else cfg.noise.poisson_scale))
-    gray = _random.bernoulli(g, cfg.noise.gray_prob)
-    noise = NoiseParams(kind="gaussian" if gaussian else "poisson", level=level, gray=gray, seed=_random.seed(g))
-    quality = _random.randint(g, *cfg.jpeg_quality) if cfg.jpeg_quality is not None else None
-    return OrderParams(kernel=kernel, resize=ResizeParams(direction=direction, factor=factor, mode=mode),  # type: ignore[arg-type]
-                       noise=noise, jpeg_quality=quality)
-
-
-def _sample_final(g: torch.Generator, cfg: FinalConfig, jpeg: bool) -> FinalParams:
-    resize_first = _random.bernoulli(g, cfg.resize_first_prob)
-    mode = _random.choice(g, cfg.modes)
-    if _random.bernoulli(g, cfg.sinc_prob):
-        sinc = random_sinc_params(g, _random.odd_size(g, cfg.sinc_sizes), cfg.sinc_omega)
-    else:
-        sinc = KernelParams(kind="pulse", size=PAD_TO)
-    quality = _random.randint(g, *cfg.jpeg_quality) if jpeg else None
-    return FinalParams(resize_first=resize_first, mode=mode, sinc=sinc, jpeg_quality=quality)
-
-
-def sample_params(g: torch.Generator, cfg: DegradationConfig, *, still: bool) -> SampleParams:
-    """Draw one sample's parameters; ``still``: the input is an image (motion is synthesised)."""
-    first = _sample_order(g, cfg.first_order)
-    second = _sample_order(g, cfg.second_order)
-    use_codec = _random.bernoulli(g, cfg.codec.prob)
-    codec = random_codec_params(g, cfg.codec) if use_codec else None
-    motion = random_motion_params(g, cfg.codec) if use_codec and still else None
-    final = _sample_final(g, cfg.final, jpeg=not (use_codec and cfg.codec.place == "final"))
-    return SampleParams(first=first, second=second, final=final, codec=codec,
-                        codec_place=cfg.codec.place if use_codec else None, motion=motion)
+__all__ = ["FinalParams", "HighOrderDegradation", "NoiseParams", "OrderParams", "ResizeParams", "SampleParams",
+           "sample_batch", "sample_params"]
 
 
 def _noise(x: torch.Tensor, p: NoiseParams) -> torch.Tensor:
@@ -174,7 +99,9 @@ class HighOrderDegradation:
     """Seeded high-order degradation of HR batches into LR batches (see the module doc).
 
     Not thread-safe: each call advances one generator. ``codec_workers`` threads run the
-    video encoders (default: up to 8, one per CPU core).
+    video encoders and, in the batched mode, the JPEG round trips of a batch (default:
+    up to 8, one per CPU core; 1: everything in the calling thread). Both release the
+    GIL, so they also overlap with other threads' work.
     """
 
     def __init__(self, config: DegradationConfig, *, seed: int | None = None,
@@ -208,9 +135,20 @@ class HighOrderDegradation:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def sample(self, n: int, *, still: bool = True) -> list[SampleParams]:
-        """Draw parameters for ``n`` samples; ``still``: the batch will be images, not clips."""
-        return [sample_params(self.generator, self.config, still=still) for _ in range(n)]
+    def sample(self, n: int, *, still: bool | Sequence[bool] = True) -> list[SampleParams]:
+        """Draw parameters for a batch of ``n`` samples.
+
+        ``still``: whether the samples will be images (a still that gets the codec stage
+        has camera motion drawn) rather than clips; one flag for all, or one per sample.
+        In ``per_batch`` mode the call is the batch: draw a batch's parameters in one
+        call, not sample by sample.
+        """
+        flags = [still] * n if isinstance(still, bool) else [bool(s) for s in still]
+        if len(flags) != n:
+            raise OptionError(f"got {len(flags)} still flags for {n} samples")
+        if self.config.draw == "per_batch":
+            return sample_batch(self.generator, self.config, flags)
+        return [sample_params(self.generator, self.config, still=s) for s in flags]
 
     def __call__(self, hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, list[dict[str, Any]]]:
         """Degrade ``hr`` and return ``(lr, params)``; see :meth:`apply` for shapes."""
@@ -224,15 +162,24 @@ class HighOrderDegradation:
         hr: ``[N, 3, H, W]`` images or ``[N, T, 3, H, W]`` clips, float in [0, 1], H and W
         multiples of ``scale``. Returns ``[N, 3, H/scale, W/scale]`` (resp. with T) on
         ``hr``'s device and dtype, every value a multiple of 1/255.
+
+        In ``per_batch`` mode, samples that share their resizes and final order are
+        degraded together, whatever mode drew their parameters.
         """
         plist = [p if isinstance(p, SampleParams) else SampleParams.from_dict(p) for p in params]
-        clips, still = self._split(hr, plist, scale)
+        still = self._check(hr, plist, scale)
         h, w = hr.shape[-2:]
         lr_size = (h // scale, w // scale)
+        if self.config.draw == "per_batch":
+            src = hr
+            if self.config.sharpen_input:
+                src = ops.usm_sharpen(hr.reshape(-1, 3, h, w)).reshape(hr.shape)
+            return degrade_batch(src, plist, lr_size, self._get_executor())
+        clips = self._split(hr, still)
         if self.config.sharpen_input:
             # One batched call before the batch splits into clips of different sizes.
             sharp = ops.usm_sharpen(hr.reshape(-1, 3, h, w)).reshape(hr.shape)
-            clips, _ = self._split(sharp, plist, scale)
+            clips = self._split(sharp, still)
         clips = [synthesize_motion(c[0], p.motion) if p.motion is not None else c for c, p in zip(clips, plist)]
 
         clips = self._order(clips, [p.first for p in plist], reference=None)
@@ -255,7 +202,8 @@ class HighOrderDegradation:
             return torch.stack([c[r] for c, r in zip(clips, refs)])
         return torch.stack(clips)
 
-    def _split(self, hr: torch.Tensor, plist: Sequence[SampleParams], scale: int) -> tuple[Clips, bool]:
+    def _check(self, hr: torch.Tensor, plist: Sequence[SampleParams], scale: int) -> bool:
+        """Check the input against the parameters; True for images, False for clips."""
         if hr.dim() not in (4, 5) or hr.shape[-3] != 3 or not hr.is_floating_point():
             raise InputError(f"expected float images [N, 3, H, W] or clips [N, T, 3, H, W], "
                              f"got {tuple(hr.shape)} {hr.dtype}")
@@ -269,7 +217,16 @@ class HighOrderDegradation:
         still = hr.dim() == 4
         if not still and any(p.motion is not None for p in plist):
             raise OptionError("motion parameters are for still images; this batch is clips")
-        return [hr[i:i + 1] if still else hr[i] for i in range(hr.shape[0])], still
+        return still
+
+    @staticmethod
+    def _split(hr: torch.Tensor, still: bool) -> Clips:
+        return [hr[i:i + 1] if still else hr[i] for i in range(hr.shape[0])]
+
+    def _get_executor(self) -> ThreadPoolExecutor | None:
+        if self._executor is None and self._codec_workers > 1:
+            self._executor = ThreadPoolExecutor(self._codec_workers, thread_name_prefix="vidsr-codec")
+        return self._executor
 
     def _order(self, clips: Clips, orders: Sequence[OrderParams | None],
                reference: tuple[int, int] | None) -> Clips:
@@ -291,10 +248,8 @@ class HighOrderDegradation:
         idx = [i for i, p in enumerate(plist) if p.codec is not None and p.codec_place == place]
         if not idx:
             return clips
-        if self._executor is None and self._codec_workers > 1:
-            self._executor = ThreadPoolExecutor(self._codec_workers, thread_name_prefix="vidsr-codec")
         done = compress_clips([clips[i] for i in idx], [plist[i].codec for i in idx],  # type: ignore[misc]
-                              self._executor)
+                              self._get_executor())
         out = list(clips)
         for i, c in zip(idx, done):
             out[i] = c
