@@ -1,0 +1,694 @@
+"""The training loop: stages, AMP, DDP, EMA, checkpoints, validation, logging.
+
+``train(config, out_dir)`` runs the configured stages in order (Real-ESRGAN: an L1 stage,
+then a GAN stage that starts from the first stage's EMA weights) and exports the final
+EMA generator. One :class:`Trainer` runs one stage; tests and scripts drive it directly.
+
+Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process trains
+on its own GPU with :class:`torch.nn.parallel.DistributedDataParallel`; each draws its
+own batches (the rank is part of every seed), rank 0 validates, logs and writes the
+shared part of checkpoints. Without torchrun it is one process on one device.
+"""
+from __future__ import annotations
+
+import bisect
+import contextlib
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from vidsr.degrade import DegradationConfig, load_config, usm_sharpen
+from vidsr.engine.device import pick_device
+from vidsr.errors import InputError, ModelError, OptionError, OutputExistsError
+from vidsr.train import checkpoint as ckpt
+from vidsr.train.config import StageConfig, TrainConfig
+from vidsr.train.data import PatchSampler, find_media, make_sources, split_holdout
+from vidsr.train.degrade_feed import DegradationFeed, PairStream, ShufflePool, resolve_device
+from vidsr.train.discriminator import UNetDiscriminatorSN
+from vidsr.train.ema import ModelEMA
+from vidsr.train.export import export_generator
+from vidsr.train.generator import build_generator, load_into, pretrained_state_dict
+from vidsr.train.losses import PerceptualLoss, gan_loss, load_vgg19_state_dict
+from vidsr.train.validate import ValPairs, bicubic, make_val_pairs, run_net, score, write_samples
+
+log = logging.getLogger(__name__)
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+VAL_PAIRS = "val_pairs.pt"
+DONE = "done.json"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --- distributed ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a torchrun launch (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def setup_device(spec: str = "auto") -> tuple[torch.device, DistInfo]:
+    """The device to train on; under torchrun also joins the process group (NCCL on CUDA, else gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return resolve_device(pick_device(spec)), DistInfo()
+    info = DistInfo(rank=int(os.environ.get("RANK", "0")), world=world,
+                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = torch.cuda.is_available() and spec.strip().lower() != "cpu"
+    if use_cuda:
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if use_cuda else "gloo")
+    return device, info
+
+
+def _barrier(dist: DistInfo) -> None:
+    if dist.enabled:
+        tdist.barrier()
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageResult:
+    name: str
+    steps: int  #: steps done in this stage so far (all sessions)
+    finished: bool  #: reached the configured number of steps
+    seconds: float  #: wall time of this session's steps
+    steps_this_session: int
+    started_at: str
+    ended_at: str
+    validation: Mapping[str, float] | None  #: the last validation's scores
+    exports: tuple[Path, ...]
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps_this_session / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    stages: tuple[StageResult, ...]
+    exports: tuple[Path, ...]  #: the final EMA generator: .safetensors and .pth (rank 0 only)
+    started_at: str
+    ended_at: str
+    rank: int = 0  #: this process's rank under torchrun
+
+
+# --- one stage ---------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """Ctrl-C asks the loop to stop after the current step (under torchrun: at the next log step,
+    which every rank agrees on); a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._old[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old.clear()
+
+
+class Trainer:
+    """One stage: networks, optimisers, the pair stream, and the loop.
+
+    ``init`` is the generator's starting weights ``(state_dict, source)``; without it the
+    config's ``network.pretrained`` is loaded, or the net starts from scratch. With
+    ``resume``, the newest checkpoint of this stage (if any) restores everything.
+    """
+
+    def __init__(self, config: TrainConfig, stage: StageConfig | str, out_dir: Path, *,
+                 device: torch.device | str = "auto", dist: DistInfo | None = None,
+                 vgg_weights: str | Path | None = None, vgg_state: Mapping[str, torch.Tensor] | None = None,
+                 init: tuple[Mapping[str, torch.Tensor], str] | None = None, resume: bool = False,
+                 sampler: PatchSampler | None = None, degradation: DegradationConfig | None = None,
+                 val_pairs: ValPairs | None = None, progress: bool = False) -> None:
+        self.config = config
+        self.stage = config.stage(stage) if isinstance(stage, str) else stage
+        self.out_dir = Path(out_dir)
+        self.stage_dir = self.out_dir / self.stage.name
+        self.ckpt_dir = self.stage_dir / "checkpoints"
+        self.device = resolve_device(pick_device(device) if isinstance(device, str) else device)
+        self.dist = dist or DistInfo()
+        self.progress = progress
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this stage
+        self.last_validation: dict[str, float] | None = None
+        self._logged_bicubic = False  # the baseline goes into the log once per session
+        losses = self.stage.losses
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.set_device(self.device)
+        self.amp_dtype = _AMP_DTYPES.get(self.stage.amp) if cuda else None
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+
+        # Perceptual loss first: a missing VGG fails before any data is touched.
+        self.perceptual: PerceptualLoss | None = None
+        if losses.perceptual > 0:
+            state = vgg_state if vgg_state is not None else load_vgg19_state_dict(vgg_weights)
+            self.perceptual = PerceptualLoss(losses.perceptual_layers, state)
+            self.perceptual.to(self.device, memory_format=self.memory_format)
+
+        g = build_generator(config.network)
+        if init is None and config.network.pretrained:
+            init = (pretrained_state_dict(config.network.pretrained), config.network.pretrained)
+        if init is not None:
+            load_into(g, init[0], init[1])
+        self.g_module = g.to(self.device, memory_format=self.memory_format)
+        self.ema = ModelEMA(self.g_module, self.stage.ema_decay)
+
+        self.d_module: nn.Module | None = None
+        if self.stage.uses_gan:
+            dcfg = config.discriminator
+            d = UNetDiscriminatorSN(3, dcfg.num_feat, dcfg.skip_connection)
+            if dcfg.pretrained:
+                load_into(d, _read_state_dict(Path(dcfg.pretrained)), f"discriminator {dcfg.pretrained}")
+            self.d_module = d.to(self.device, memory_format=self.memory_format)
+
+        self.g: nn.Module = self.g_module
+        self.d: nn.Module | None = self.d_module
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if cuda else None
+            self.g = DDP(self.g_module, device_ids=ids)
+            if self.d_module is not None:
+                self.d = DDP(self.d_module, device_ids=ids)
+
+        betas = tuple(self.stage.betas)
+        self.opt_g = torch.optim.Adam(self.g_module.parameters(), lr=self.stage.lr_g, betas=betas)  # type: ignore[arg-type]
+        self.opt_d = (torch.optim.Adam(self.d_module.parameters(), lr=self.stage.lr_d, betas=betas)  # type: ignore[arg-type]
+                      if self.d_module is not None else None)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda and self.stage.amp == "fp16")
+
+        self._sampler = sampler
+        self._degradation = degradation
+        self._val_pairs = val_pairs
+        self._pairs: PairStream | None = None
+        self._feed_start = 0
+        self._pool_state: Mapping[str, Any] | None = None
+        if resume:
+            self._resume()
+
+    # --- data ---
+
+    @property
+    def degradation(self) -> DegradationConfig:
+        if self._degradation is None:
+            self._degradation = load_config(self.config.feed.degradation)
+        return self._degradation
+
+    def _default_samplers(self) -> tuple[PatchSampler, PatchSampler]:
+        files = find_media(self.config.data.paths)
+        train_files, held = split_holdout(files, self.config.data.holdout)
+        cache = self.config.data.cache_images
+        train = PatchSampler(make_sources(train_files, cache_images=cache), self.config.data)
+        val = PatchSampler(make_sources(held, cache_images=cache), self.config.data) if held else train
+        return train, val
+
+    @property
+    def sampler(self) -> PatchSampler:
+        if self._sampler is None:
+            self._sampler = self._default_samplers()[0]
+        return self._sampler
+
+    def pairs(self) -> PairStream:
+        """The stream of training batches (started on first use)."""
+        if self._pairs is None:
+            cfg = self.config
+            fresh = cfg.feed.fresh_per_step or self.stage.batch_size
+            feed = DegradationFeed(
+                self.sampler, self.degradation, scale=cfg.network.scale, chunk=fresh, device=self.device,
+                seed=seed_for(cfg.seed, self.stage.name), rank=self.dist.rank, threads=cfg.feed.threads,
+                codec_workers=cfg.feed.codec_workers, prefetch=cfg.feed.prefetch,
+                load_threads=cfg.data.load_threads, start=self._feed_start)
+            pool = ShufflePool(cfg.feed.pool_size, seed=seed_for(cfg.seed, self.stage.name, self.dist.rank, 2))
+            if self._pool_state is not None:
+                pool.load_state_dict(self._pool_state, self.device)
+            self._pairs = PairStream(feed, pool, self.stage.batch_size)
+        return self._pairs
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(gt, lr)`` float in [0, 1] on the device."""
+        return self.pairs().next()
+
+    @property
+    def val_pairs(self) -> ValPairs:
+        if self._val_pairs is None:
+            path = self.out_dir / VAL_PAIRS
+            if path.is_file():
+                self._val_pairs = ValPairs.load(path)
+            else:
+                val_sampler = self._default_samplers()[1]
+                self._val_pairs = make_val_pairs(val_sampler, self.degradation, self.config.validation,
+                                                 scale=self.config.network.scale, device=self.device)
+                if self.dist.main:
+                    self.out_dir.mkdir(parents=True, exist_ok=True)
+                    self._val_pairs.save(path)
+        return self._val_pairs
+
+    # --- one step ---
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def lr_factor(self, step: int) -> float:
+        return self.stage.lr_gamma ** bisect.bisect_right(self.stage.lr_milestones, step)
+
+    def train_step(self, gt: torch.Tensor, lr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimiser step of G (and D) on a batch; returns the detached losses."""
+        st, w = self.stage, self.stage.losses
+        factor = self.lr_factor(self.step)
+        for group in self.opt_g.param_groups:
+            group["lr"] = st.lr_g * factor
+        if self.opt_d is not None:
+            for group in self.opt_d.param_groups:
+                group["lr"] = (st.lr_d or 0.0) * factor
+        gt = gt.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        lr = lr.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        wants_usm = (w.l1 > 0 and w.l1_usm) or (w.perceptual > 0 and w.perceptual_usm) or (w.gan > 0 and w.gan_usm)
+        gt_usm = usm_sharpen(gt).contiguous(memory_format=self.memory_format) if wants_usm else gt
+
+        self.g.train()
+        out: dict[str, torch.Tensor] = {}
+        total = gt.new_zeros((), dtype=torch.float32)
+        with self._autocast():
+            sr = self.g(lr)
+        if w.l1 > 0:
+            out["l1"] = F.l1_loss(sr.float(), gt_usm if w.l1_usm else gt)
+            total = total + w.l1 * out["l1"]
+        if self.perceptual is not None:
+            with self._autocast():
+                out["perceptual"] = self.perceptual(sr, gt_usm if w.perceptual_usm else gt)
+            total = total + w.perceptual * out["perceptual"]
+        if self.d_module is not None:
+            self.d_module.requires_grad_(False)
+            with self._autocast():
+                out["gan"] = gan_loss(self.d_module(sr), real=True)  # D frozen: only G learns here
+            total = total + w.gan * out["gan"]
+        out["g_total"] = total
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.opt_g)
+
+        if self.d is not None and self.d_module is not None and self.opt_d is not None:
+            self.d_module.requires_grad_(True)
+            self.d.train()
+            real = gt_usm if w.gan_usm else gt
+            n = real.shape[0]
+            with self._autocast():
+                logits = self.d(torch.cat([real, sr.detach()]))
+            out["d_real"] = gan_loss(logits[:n], real=True)
+            out["d_fake"] = gan_loss(logits[n:], real=False)
+            out["d_real_logit"] = logits[:n].detach().float().mean()
+            out["d_fake_logit"] = logits[n:].detach().float().mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler.scale(out["d_real"] + out["d_fake"]).backward()
+            self.scaler.step(self.opt_d)
+
+        self.scaler.update()
+        self.ema.update(self.g_module)
+        self.step += 1
+        return {k: v.detach() for k, v in out.items()}
+
+    # --- validation ---
+
+    def validate(self) -> dict[str, float]:
+        """Score the EMA generator on the held-out pairs and write a sample image (rank 0)."""
+        pairs = self.val_pairs
+        scale = self.config.network.scale
+        net = self.ema.module.eval()
+        out = run_net(net, pairs.lr, device=self.device, batch=max(1, self.stage.batch_size))
+        scores = score(out, pairs.gt, crop_border=scale)
+        samples_dir = self.stage_dir / "samples"
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        sample = write_samples(samples_dir / f"step_{self.step:08d}.png", pairs, out, scale=scale,
+                               count=self.config.validation.samples)
+        self.last_validation = scores
+        record: dict[str, Any] = {"event": "val", "time": _now(), "stage": self.stage.name, "step": self.step,
+                                  **scores}
+        if sample is not None:
+            record["sample"] = str(sample)
+        if not self._logged_bicubic:
+            record["bicubic"] = score(bicubic(pairs.lr, scale), pairs.gt, crop_border=scale)
+            self._logged_bicubic = True
+        self._log(record)
+        return scores
+
+    # --- checkpoints ---
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the current step (every rank writes its pool) and mark it latest."""
+        if self.dist.main:
+            state = {
+                "version": 1, "stage": self.stage.name, "step": self.step, "elapsed": self.elapsed,
+                "net_g": self.g_module.state_dict(), "net_g_ema": self.ema.state_dict(),
+                "net_d": self.d_module.state_dict() if self.d_module is not None else None,
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+                "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(),
+            }
+            ckpt.save_state(self.ckpt_dir, self.step, state)
+        if self._pairs is not None:
+            feed_state = self._pairs.state_dict()
+        else:
+            feed_state = {"next_index": self._feed_start, "pool": self._pool_state}
+        ckpt.save_feed(self.ckpt_dir, self.step, self.dist.rank, feed_state)
+        _barrier(self.dist)
+        if self.dist.main:
+            ckpt.mark_latest(self.ckpt_dir, self.step, self.stage.keep_checkpoints)
+        _barrier(self.dist)
+        return ckpt.step_dir(self.ckpt_dir, self.step)
+
+    def _resume(self) -> None:
+        d = ckpt.latest(self.ckpt_dir)
+        if d is None:
+            return
+        state = ckpt.load_state(d)
+        if state.get("stage") != self.stage.name:
+            raise InputError(f"{d} is a checkpoint of stage {state.get('stage')!r}, not {self.stage.name!r}")
+        try:
+            self.g_module.load_state_dict(state["net_g"])
+            self.ema.load_state_dict(state["net_g_ema"])
+            if self.d_module is not None:
+                if state["net_d"] is None:
+                    raise ModelError("the checkpoint has no discriminator")
+                self.d_module.load_state_dict(state["net_d"])
+        except RuntimeError as exc:
+            raise ModelError(f"{d}: the checkpoint does not fit this config's networks: "
+                             f"{' '.join(str(exc).split())[:300]}") from None
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.opt_d is not None and state["opt_d"] is not None:
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))
+        feed = ckpt.load_feed(d, self.dist.rank)
+        self._feed_start = int(feed["next_index"])
+        self._pool_state = feed["pool"]
+        log.info("resumed stage %s at step %d from %s", self.stage.name, self.step, d)
+
+    # --- the loop ---
+
+    def _log(self, record: Mapping[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        self.stage_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.stage_dir / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=_json_default) + "\n")
+
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true when any rank has it true (so every rank stops at the same step)."""
+        if not self.dist.enabled:
+            return flags
+        t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
+        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+        return tuple(bool(v > 0) for v in t.tolist())
+
+    def run(self, *, until: int | None = None, time_limit: float | None = None) -> StageResult:
+        """Train to ``until`` (default: the stage's steps) or for ``time_limit`` seconds, whichever first.
+
+        Validates and checkpoints on schedule, and at the end; Ctrl-C saves a checkpoint and
+        raises :class:`KeyboardInterrupt`. Returns what was done and where the export is.
+        """
+        from tqdm import tqdm
+
+        st = self.stage
+        target = min(st.steps, until) if until is not None else st.steps
+        started_at, t0 = _now(), time.perf_counter()
+        start_step = self.step
+        sums: dict[str, torch.Tensor] = {}
+        count, t_log, step_log = 0, t0, self.step
+        last_ckpt = last_val = -1
+        stopped = interrupted = False
+        bar = tqdm(total=st.steps, initial=self.step, desc=st.name, unit="it", dynamic_ncols=True,
+                   disable=not (self.progress and self.dist.main), smoothing=0.05)
+        with _StopRequest() as stop:
+            try:
+                while self.step < target:
+                    gt, lr = self.next_batch()
+                    losses = self.train_step(gt, lr)
+                    for k, v in losses.items():
+                        sums[k] = sums[k] + v if k in sums else v.clone()
+                    count += 1
+                    bar.update(1)
+                    at_log = self.step % st.log_every == 0 or self.step == target
+                    over_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
+                    if at_log or not self.dist.enabled:
+                        if at_log:
+                            now = time.perf_counter()
+                            means = {k: float(v) / count for k, v in sums.items()}
+                            rate = (self.step - step_log) / max(now - t_log, 1e-9)
+                            self._log({"event": "train", "time": _now(), "stage": st.name, "step": self.step,
+                                       "lr_g": st.lr_g * self.lr_factor(self.step - 1), "it_s": rate,
+                                       "samples_s": rate * st.batch_size * self.dist.world, **means})
+                            bar.set_postfix(loss=f"{means.get('g_total', math.nan):.4f}", refresh=False)
+                            sums, count, t_log, step_log = {}, 0, now, self.step
+                        interrupted, timed_out = self._agree(stop.requested, over_time)
+                        stopped = interrupted or timed_out
+                    if self.step % st.validate_every == 0 and self.dist.main:
+                        self.validate()
+                        last_val = self.step
+                    if self.step % st.checkpoint_every == 0:
+                        self.save_checkpoint()
+                        last_ckpt = self.step
+                    if stopped:
+                        break
+            finally:
+                bar.close()
+                self.elapsed += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        if last_ckpt != self.step and self.step > start_step:
+            self.save_checkpoint()
+        if interrupted:
+            log.warning("interrupted at step %d of stage %s; checkpoint saved in %s: continue with --resume",
+                        self.step, st.name, self.ckpt_dir)
+            raise KeyboardInterrupt
+        finished = self.step >= st.steps
+        if self.dist.main and last_val != self.step:
+            self.validate()
+        exports: tuple[Path, ...] = ()
+        if self.dist.main:
+            exports = export_generator(self.ema.module, self.stage_dir / f"{self.config.name}_{st.name}")
+            if finished:
+                (self.stage_dir / DONE).write_text(json.dumps(
+                    {"stage": st.name, "steps": self.step, "ended_at": _now(),
+                     "exports": [str(p) for p in exports], "validation": self.last_validation}, indent=2) + "\n",
+                    encoding="utf-8")
+        _barrier(self.dist)
+        return StageResult(name=st.name, steps=self.step, finished=finished, seconds=seconds,
+                           steps_this_session=self.step - start_step, started_at=started_at, ended_at=_now(),
+                           validation=self.last_validation, exports=exports)
+
+    def close(self) -> None:
+        if self._pairs is not None:
+            self._pairs.close()
+            self._pairs = None
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, torch.Tensor):
+        return x.item() if x.numel() == 1 else x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def seed_for(seed: int, *parts: object) -> int:
+    """A seed per (run seed, stage name, ...): stable across processes and Python versions."""
+    from vidsr.train.data import seed_of
+
+    ints = [seed]
+    for p in parts:
+        ints.extend(p.encode("utf-8") if isinstance(p, str) else [int(p)])  # type: ignore[call-overload]
+    return seed_of(*ints)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelError(f"discriminator weights not found: {path}")
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("params", "params_ema"):
+        if isinstance(raw, Mapping) and isinstance(raw.get(wrapper), Mapping):
+            raw = raw[wrapper]
+    if not isinstance(raw, Mapping):
+        raise ModelError(f"{path} holds a {type(raw).__name__}, not a state dict")
+    return {k.removeprefix("module."): v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+
+
+# --- the whole run ------------------------------------------------------------------------
+
+
+def _load_export(stage_dir: Path, config: TrainConfig, stage: StageConfig) -> tuple[dict[str, torch.Tensor], str]:
+    from safetensors.torch import load_file
+
+    path = stage_dir / f"{config.name}_{stage.name}.safetensors"
+    if not path.is_file():
+        raise InputError(f"{path} is missing: run stage {stage.name!r} first")
+    return load_file(str(path)), str(path)
+
+
+def _check_out_dir(out_dir: Path, config: TrainConfig, resume: bool) -> None:
+    saved = out_dir / "config.yml"
+    if not resume:
+        if saved.exists() or any(out_dir.glob("*/checkpoints/latest")):
+            raise OutputExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
+                                    f"or choose another --out")
+        return
+    if saved.is_file():
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+        new = config.to_dict()
+        for key in ("network", "stages", "feed", "seed"):
+            if old.get(key) != new.get(key):
+                log.warning("--resume: %s differs from the run's saved config.yml; continuing with the new one", key)
+
+
+def iter_stages(config: TrainConfig, names: Sequence[str] | None) -> Iterator[tuple[int, StageConfig]]:
+    wanted = set(names) if names else None
+    if wanted:
+        unknown = sorted(wanted - {s.name for s in config.stages})
+        if unknown:
+            raise OptionError(f"unknown stage(s) {unknown}; this config has {[s.name for s in config.stages]}")
+    for i, s in enumerate(config.stages):
+        if wanted is None or s.name in wanted:
+            yield i, s
+
+
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, stages: Sequence[str] | None = None,
+          device: str = "auto", vgg_weights: str | Path | None = None, time_limit: float | None = None,
+          progress: bool = True) -> TrainResult:
+    """Run the configured stages (or the named ones) into ``out_dir``; see the module doc."""
+    out_dir = Path(out_dir)
+    started_at, t0 = _now(), time.perf_counter()
+    selected = list(iter_stages(config, stages))
+    dev, dist = setup_device(device)
+    try:
+        # Everything a user can get wrong is checked before the run folder is touched.
+        vgg_state = None
+        if any(s.losses.perceptual > 0 for _, s in selected):
+            vgg_state = load_vgg19_state_dict(vgg_weights)
+        files = find_media(config.data.paths)
+        train_files, held = split_holdout(files, config.data.holdout)
+        cache = config.data.cache_images
+        sampler = PatchSampler(make_sources(train_files, cache_images=cache), config.data)
+        val_sampler = PatchSampler(make_sources(held, cache_images=cache), config.data) if held else sampler
+        if not held:
+            log.warning("no files held out (data.holdout): validation crops come from the training files")
+        degradation = load_config(config.feed.degradation)
+        _check_out_dir(out_dir, config, resume)
+        _barrier(dist)
+        if dist.main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "config.yml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+        val_pairs = None  # only rank 0 validates
+        if dist.main:
+            val_path = out_dir / VAL_PAIRS
+            if val_path.is_file():
+                val_pairs = ValPairs.load(val_path)
+            else:
+                val_pairs = make_val_pairs(val_sampler, degradation, config.validation,
+                                           scale=config.network.scale, device=dev)
+                val_pairs.save(val_path)
+
+        results: list[StageResult] = []
+        exports: tuple[Path, ...] = ()
+        for i, stage in selected:
+            stage_dir = out_dir / stage.name
+            if resume and (stage_dir / DONE).is_file():
+                done = json.loads((stage_dir / DONE).read_text(encoding="utf-8"))
+                if int(done["steps"]) >= stage.steps:
+                    exports = tuple(Path(p) for p in done["exports"])
+                    log.info("stage %s already finished; skipping", stage.name)
+                    continue
+            init = None
+            if i > 0:
+                prev = config.stages[i - 1]
+                if (out_dir / prev.name / f"{config.name}_{prev.name}.safetensors").is_file() \
+                        or not config.network.pretrained:
+                    init = _load_export(out_dir / prev.name, config, prev)
+            remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - t0))
+            with Trainer(config, stage, out_dir, device=dev, dist=dist, vgg_weights=vgg_weights, vgg_state=vgg_state,
+                         init=init,
+                         resume=resume, sampler=sampler, degradation=degradation, val_pairs=val_pairs,
+                         progress=progress) as trainer:
+                result = trainer.run(time_limit=remaining)
+            results.append(result)
+            exports = result.exports
+            if not result.finished:
+                break
+        final: tuple[Path, ...] = ()
+        if dist.main and exports:
+            final = tuple(Path(shutil.copyfile(p, out_dir / f"{config.name}{p.suffix}")) for p in exports)
+        _barrier(dist)
+        return TrainResult(out_dir=out_dir, stages=tuple(results), exports=final, started_at=started_at,
+                           ended_at=_now(), rank=dist.rank)
+    finally:
+        if dist.enabled and tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
+def replace_stage(config: TrainConfig, name: str, **changes: Any) -> TrainConfig:
+    """A copy of ``config`` with one stage's fields changed (for scripts and tests)."""
+    stages = tuple(dataclasses.replace(s, **changes) if s.name == name else s for s in config.stages)
+    return dataclasses.replace(config, stages=stages)
