@@ -27,10 +27,10 @@ for phase in $phases; do
     upscale)
       timeout 60 python3 -m vidsr upscale samples/earth_3s.mp4 --model $W -s 2 -o "$OUT/earth_x2.mp4" --debug 2>&1 | tail -3 ;;
     workers)
-      timeout 120 python3 scripts/bench_workers.py --model $W --devices cuda:0 --workers 1,2 --frames 600 \
+      timeout 80 python3 scripts/bench_workers.py --model $W --devices cuda:0 --workers 1,2 --frames 600 \
         --segment-seconds 2 --json "$OUT/workers.json" 2>&1 | grep -v "^\s*$" | tail -4 ;;
     degrade)
-      timeout 90 python3 scripts/bench_degrade.py --device cuda --json "$OUT/degrade.json" 2>&1 | tail -12 ;;
+      timeout 50 python3 scripts/bench_degrade.py --device cuda --draw per_batch --iters 15 --json "$OUT/degrade.json" 2>&1 | tail -12 ;;
     train)
       timeout ${TRAIN_TIMEOUT:-240} python3 scripts/train_check.py --device cuda --minutes ${TRAIN_MINUTES:-2.5} \
         --data .media/images --official $W --json "$OUT/train.json" 2>&1 | tail -15 ;;
