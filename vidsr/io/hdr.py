@@ -43,7 +43,10 @@ class HdrMetadata:
 
 def read_hdr_metadata(frame: av.VideoFrame) -> HdrMetadata:
     master = light = None
-    for side in frame.side_data:
+    container = frame.side_data
+    for entry in container:
+        # PyAV <= 18 iterates SideData objects; PyAV 19 iterates their types, as a mapping's keys.
+        side = entry if hasattr(entry, "type") else container[entry]
         kind = getattr(side.type, "name", str(side.type))
         data = bytes(side)
         if kind == _MASTERING and len(data) >= 88:
