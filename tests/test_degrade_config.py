@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from vidsr.degrade import config_path, load_config
-from vidsr.degrade.config import CONFIG_DIR, DegradationConfig, to_plain
+from vidsr.config import to_plain
+from vidsr.degrade.config import CONFIG_DIR, DegradationConfig
 from vidsr.errors import InputError, InputNotFoundError, OptionError
 
 

@@ -142,7 +142,6 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
                 rows.append(_timed("model", label, device, network))
                 rows.append(_timed("model+post", label + f" -> {out_w}x{out_h} {up.formatter.pix_fmt}",
                                    device, device_stage))
-                del x
 
         progress("encode only")
         rows.append(_timed("encode", _encode_label(cfg.encode, out_w, out_h), device,

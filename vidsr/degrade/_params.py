@@ -20,7 +20,8 @@ import torch
 
 from vidsr.degrade import _random
 from vidsr.degrade.codec import CodecParams, MotionParams, random_codec_params, random_motion_params
-from vidsr.degrade.config import DegradationConfig, FinalConfig, OrderConfig, build_dataclass, to_plain
+from vidsr.config import build_dataclass, to_plain
+from vidsr.degrade.config import DegradationConfig, FinalConfig, OrderConfig
 from vidsr.degrade.kernels import (PAD_TO, KernelParams, random_kernel_params, random_kernel_params_batch,
                                    random_sinc_params)
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidsr.errors import InputError
 from vidsr.io.color import ColorInfo
 from vidsr.io.probe import open_container
 

@@ -3,7 +3,7 @@
 A run is one network trained through one or more stages, Real-ESRGAN style: an L1 stage
 (RealESRNet) and a GAN stage that starts from the first stage's EMA weights. Everything
 lives in one YAML file under ``configs/train/``; unknown keys are rejected with their
-dotted path (the loader is the degradation library's, :func:`vidsr.degrade.config.build_dataclass`).
+dotted path (the loader is :func:`vidsr.config.build_dataclass`).
 Command-line overrides (``--data``, ``--steps``) build a new config with
 :func:`dataclasses.replace` before the run starts; nothing is changed while it runs.
 """
@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
-
-from vidsr.degrade.config import build_dataclass, to_plain
-from vidsr.errors import InputError, InputNotFoundError, OptionError
+from vidsr.config import CONFIGS_ROOT, find_config, load_yaml_config, to_plain
+from vidsr.errors import OptionError
 
 Arch = Literal["compact", "rrdb"]
 ActType = Literal["prelu", "relu"]
 AmpMode = Literal["bf16", "fp16", "off"]
 
 # Folder of the shipped configurations: configs/train/ at the repository root.
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+CONFIG_DIR = CONFIGS_ROOT / "train"
 
 # VGG19 layer names, in the order of torchvision's ``vgg19().features``.
 _VGG19_BLOCKS = (2, 2, 4, 4, 4)
@@ -270,17 +268,7 @@ class TrainConfig:
 
 def config_path(name_or_path: str | Path) -> Path:
     """Resolve a shipped config name (``compact_x4``) or a YAML path."""
-    path = Path(name_or_path)
-    if path.suffix.lower() in (".yml", ".yaml") or path.exists():
-        if not path.is_file():
-            raise InputNotFoundError(f"training config not found: {path}")
-        return path
-    shipped = CONFIG_DIR / f"{name_or_path}.yml"
-    if not shipped.is_file():
-        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yml")) if CONFIG_DIR.is_dir() else []
-        raise InputNotFoundError(f"no training config named {str(name_or_path)!r}; shipped: {names} "
-                                 f"(or give a path to a .yml file)")
-    return shipped
+    return find_config(name_or_path, "train")
 
 
 def _resolve_degradation(value: str, base: Path) -> str:
@@ -294,16 +282,7 @@ def _resolve_degradation(value: str, base: Path) -> str:
 def load_train_config(name_or_path: str | Path) -> TrainConfig:
     """Load a :class:`TrainConfig` from a shipped name or a YAML file."""
     path = config_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise InputError(f"{path}: expected a mapping at the top level")
-    try:
-        cfg = build_dataclass(TrainConfig, data)
-    except OptionError as exc:
-        raise OptionError(f"{path}: {exc}") from None
+    cfg = load_yaml_config(TrainConfig, path)
     feed = dataclasses.replace(cfg.feed, degradation=_resolve_degradation(cfg.feed.degradation, path.parent))
     return dataclasses.replace(cfg, feed=feed)
 
