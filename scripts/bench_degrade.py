@@ -32,10 +32,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vidsr.bench.op_count import OpCounter  # noqa: E402
 from vidsr.degrade import HighOrderDegradation, available_codecs, load_config  # noqa: E402
 from vidsr.degrade.config import DegradationConfig  # noqa: E402
 
@@ -113,22 +114,10 @@ def time_same_params(cfg: DegradationConfig, hr: torch.Tensor, iters: int, warmu
     return {f"{name}_path_ms_per_batch": 1000 * sum(t) / len(t) for name, t in times.items()}
 
 
-class _OpCounter(TorchDispatchMode):
-    """Counts the ATen operations dispatched (a proxy for kernel launches on a GPU)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def count_ops(cfg: DegradationConfig, hr: torch.Tensor, batches: int = 3) -> float:
     """Mean ATen operations dispatched per batch."""
     with HighOrderDegradation(cfg, seed=0) as pipeline:
-        counter = _OpCounter()
+        counter = OpCounter()
         with counter:
             for _ in range(batches):
                 pipeline(hr, 4)

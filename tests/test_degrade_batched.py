@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from degrade_by_hand import degrade_by_hand
+
+from vidsr.bench.op_count import OpCounter
 from vidsr.degrade import HighOrderDegradation, SampleParams, _batched, load_config, ops
 from vidsr.degrade._batched import _blur as batched_blur
 from vidsr.degrade._batched import _Frames, add_noise
@@ -99,27 +101,7 @@ def test_recorded_params_rebuilt_by_hand(hr: torch.Tensor, cfg: DegradationConfi
     """Each LR image rebuilt from its own recorded parameters with the single-image operations."""
     lr, raw = HighOrderDegradation(with_codec(cfg, 0.0), seed=4)(hr, 4)
     for i, p in enumerate(map(SampleParams.from_dict, raw)):
-        x = ops.usm_sharpen(hr[i:i + 1])
-        for o, base in ((p.first, None), (p.second, (16, 16))):
-            assert o is not None
-            if o.kernel is not None:
-                x = ops.blur(x, make_kernel(o.kernel, pad_to=None)).clamp(0, 1)
-            h, w = base if base is not None else x.shape[-2:]
-            x = ops.resize(x, (max(1, int(h * o.resize.factor)), max(1, int(w * o.resize.factor))),
-                           o.resize.mode).clamp(0, 1)
-            x = _noise(x, o.noise)
-            if o.jpeg_quality is not None:
-                x = ops.jpeg(x, o.jpeg_quality)
-
-        def resize_sinc(y: torch.Tensor) -> torch.Tensor:
-            y = ops.resize(y, (16, 16), p.final.mode).clamp(0, 1)
-            return y if p.final.sinc.kind == "pulse" else ops.blur(y, make_kernel(p.final.sinc, None)).clamp(0, 1)
-
-        assert p.final.jpeg_quality is not None
-        if p.final.resize_first:
-            x = ops.jpeg(resize_sinc(x), p.final.jpeg_quality)
-        else:
-            x = resize_sinc(ops.jpeg(x, p.final.jpeg_quality))
+        x = degrade_by_hand(hr[i:i + 1], p, (16, 16))
         # The batch pads its kernels to one size: float rounding may move a level here and there.
         assert ops.psnr(ops.quantize(x), lr[i:i + 1]).item() > 40, i
 
@@ -245,22 +227,12 @@ def test_per_sample_draws_of_a_whole_batch_equal_draws_one_by_one(cfg: Degradati
     assert at_once == [pipe.sample(1, still=s)[0] for s in still]
 
 
-class _OpCounter(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def test_the_batched_mode_dispatches_far_fewer_operations(hr: torch.Tensor, cfg: DegradationConfig) -> None:
     """The point of the mode: on a GPU, every operation is a kernel launch paid on the host."""
     counts = {}
     for mode in ("per_sample", "per_batch"):
         pipe = HighOrderDegradation(with_codec(dataclasses.replace(cfg, draw=mode), 0.0), seed=0)
-        counter = _OpCounter()
+        counter = OpCounter()
         with counter:
             for _ in range(3):
                 pipe(torch.cat([hr, hr]), 4)

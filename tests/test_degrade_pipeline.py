@@ -11,9 +11,8 @@ from PIL import Image
 
 from vidsr.degrade import HighOrderDegradation, SampleParams, load_config, ops
 from vidsr.degrade.config import DegradationConfig
-from vidsr.degrade.kernels import make_kernel
-from vidsr.degrade.pipeline import OrderParams
 from vidsr.errors import InputError, OptionError
+from degrade_by_hand import degrade_by_hand
 
 
 @pytest.fixture(scope="module")
@@ -76,39 +75,11 @@ def test_recorded_params_replay_exactly_including_noise_and_codec(hr: torch.Tens
     assert [t.to_dict() for t in typed] == params
 
 
-def _order_by_hand(x: torch.Tensor, o: OrderParams | None, base: tuple[int, int] | None) -> torch.Tensor:
-    if o is None:
-        return x
-    if o.kernel is not None:
-        x = ops.blur(x, make_kernel(o.kernel, pad_to=None)).clamp(0, 1)
-    h, w = base if base is not None else x.shape[-2:]
-    x = ops.resize(x, (max(1, int(h * o.resize.factor)), max(1, int(w * o.resize.factor))), o.resize.mode).clamp(0, 1)
-    g = torch.Generator().manual_seed(o.noise.seed)
-    if o.noise.kind == "gaussian":
-        x = ops.add_gaussian_noise(x, o.noise.level, o.noise.gray, generator=g)
-    else:
-        x = ops.add_poisson_noise(x, o.noise.level, o.noise.gray, generator=g)
-    return ops.jpeg(x, o.jpeg_quality) if o.jpeg_quality is not None else x
-
-
 def test_recorded_params_are_what_was_applied(hr: torch.Tensor, per_sample: DegradationConfig) -> None:
     """Rebuild each LR image by hand from its recorded parameters, one operation after another."""
     lr, params = HighOrderDegradation(with_codec(per_sample, 0.0), seed=11)(hr, 4)
     for i, raw in enumerate(params):
-        p = SampleParams.from_dict(raw)
-        x = ops.usm_sharpen(hr[i:i + 1])
-        x = _order_by_hand(x, p.first, None)
-        x = _order_by_hand(x, p.second, (16, 16))
-
-        def resize_sinc(y: torch.Tensor) -> torch.Tensor:
-            y = ops.resize(y, (16, 16), p.final.mode).clamp(0, 1)
-            return y if p.final.sinc.kind == "pulse" else ops.blur(y, make_kernel(p.final.sinc, None)).clamp(0, 1)
-
-        assert p.final.jpeg_quality is not None
-        if p.final.resize_first:
-            x = ops.jpeg(resize_sinc(x), p.final.jpeg_quality)
-        else:
-            x = resize_sinc(ops.jpeg(x, p.final.jpeg_quality))
+        x = degrade_by_hand(hr[i:i + 1], SampleParams.from_dict(raw), (16, 16))
         assert torch.equal(ops.quantize(x), lr[i:i + 1]), i
 
 

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from vidsr.engine.batching import choose_batch
-from vidsr.engine.device import PRECISIONS, pick_device, pick_dtype
+from vidsr.engine.device import PRECISIONS, Precision, pick_device, pick_dtype
 from vidsr.engine.outputs import atomic_output, check_output, default_output, partial_path
 from vidsr.engine.pipeline import run_pipeline
 from vidsr.engine.pixfmt import DeviceFormatter
@@ -36,7 +36,7 @@ class UpscaleOptions:
     scale: float | None = None          # None: the model's native scale
     device: str = "auto"
     batch: int | None = None            # None: from free GPU memory (CUDA) or 4 (CPU)
-    precision: str = "auto"             # auto: fp16 on CUDA, fp32 on CPU
+    precision: Precision = "auto"       # auto: fp16 on CUDA, fp32 on CPU
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     encode: EncodeSettings = field(default_factory=EncodeSettings)
     window: Window = field(default_factory=Window)

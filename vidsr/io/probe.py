@@ -34,7 +34,6 @@ class VideoInfo:
     duration_exact: bool          # True when duration_s is the video stream's own
     start_s: float           # first video timestamp; the encoded video is shifted by it
     color: ColorInfo
-    audio_streams: int
     codec: str = "h264"           # decoder name, e.g. "hevc"
     bits: int = 8                 # deepest component
     alpha: bool = False
@@ -109,7 +108,6 @@ def probe_video(path: Path) -> VideoInfo:
             duration_exact=_video_duration(stream) is not None,
             start_s=float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0,
             color=resolve_color(ctx, ctx.height, pix_fmt),
-            audio_streams=len(container.streams.audio),
             codec=ctx.name,
             bits=max(c.bits for c in fmt.components),
             alpha=len(fmt.components) in (2, 4),
