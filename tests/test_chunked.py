@@ -6,7 +6,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import ffmpeg
+from conftest import EARTH, ffmpeg
 
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
 from vidsr.engine.segments import plan_segments
@@ -24,7 +24,7 @@ OPTS = UpscaleOptions(scale=2.0, device="cpu", batch=1, progress=False,
 def clip(tmp_path_factory: pytest.TempPathFactory, media: Path, ffmpeg_exe: str) -> Path:
     """1 s of real video (B-frames, a keyframe every 6 frames) with its real AAC track."""
     out = tmp_path_factory.mktemp("chunked") / "clip.mp4"
-    ffmpeg(ffmpeg_exe, "-i", str(media / "videos" / "earth_480x270_aac.mp4"), "-t", "1", "-vf", "scale=64:36",
+    ffmpeg(ffmpeg_exe, "-i", str(EARTH), "-t", "1", "-vf", "scale=64:36",
            "-c:v", "libx264", "-preset", "fast", "-g", "6", "-keyint_min", "6", "-bf", "2", "-c:a", "copy", str(out))
     return out
 

@@ -46,7 +46,7 @@ def test_contact_sheet_of_an_image(media: Path, tmp_path: Path) -> None:
 
 def test_contact_sheet_of_video_frames(media: Path, tmp_path: Path) -> None:
     out = tmp_path / "video.png"
-    degrade(media / "videos" / "bikes_640x272_noaudio.mp4", output=out, n=2, config="realesrgan_video", seed=0,
+    degrade(media / "videos" / "bikes_640x272_3s.mp4", output=out, n=2, config="realesrgan_video", seed=0,
             scale=2, crop=64, frames=3, start=1.0, codec_prob=1.0, columns=3, overwrite=False)
     assert Image.open(out).size[0] >= 3 * 64
 

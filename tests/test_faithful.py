@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import ffmpeg
+from conftest import EARTH, ffmpeg
 
 from vidsr.engine.video import UpscaleOptions, upscale_video
 from vidsr.errors import InputError
@@ -56,7 +56,7 @@ def packets(path: Path, kind: str) -> list[tuple[str, list[bytes]]]:
 def base(tmp_path_factory: pytest.TempPathFactory, media: Path, ffmpeg_exe: str) -> Path:
     """1 s of the NASA clip at 96x54, 30 fps, with its AAC track."""
     out = tmp_path_factory.mktemp("faithful") / "base.mp4"
-    ffmpeg(ffmpeg_exe, "-i", str(media / "videos" / "earth_480x270_aac.mp4"), "-t", "1", "-vf", "scale=96:54",
+    ffmpeg(ffmpeg_exe, "-i", str(EARTH), "-t", "1", "-vf", "scale=96:54",
            "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(out))
     return out
 

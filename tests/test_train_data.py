@@ -71,7 +71,7 @@ def test_video_clips_are_consecutive_frames(media: Path, backend: str) -> None:
 
 def test_decord_and_pyav_read_the_same_frames(media: Path) -> None:
     pytest.importorskip("decord")
-    path = media / "videos" / "bikes_640x272_noaudio.mp4"
+    path = media / "videos" / "bikes_640x272_3s.mp4"
     assert torch.equal(VideoSource(path, backend="decord").clip(100, 3), VideoSource(path, backend="pyav").clip(100, 3))
 
 

@@ -55,7 +55,10 @@ def test_export_upscales_like_the_trained_module(trained, tiny_png: Path, tmp_pa
     got = np.asarray(Image.open(out).convert("RGB"))
     want = _expected(module, tiny_png)
     assert got.shape == (160, 224, 3) == want.shape
-    assert np.array_equal(got, want)
+    # The CLI runs the net channels_last (another summation order): a value exactly between two
+    # codes may round the other way, nothing more.
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
     # and the trained net is not a no-op nearest upscale, so equality means something
     nearest = np.asarray(Image.open(tiny_png).convert("RGB")).repeat(4, 0).repeat(4, 1)
     assert np.abs(got.astype(int) - nearest.astype(int)).mean() > 1

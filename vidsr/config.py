@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.resources
 import types
 import typing
 from collections.abc import Mapping
@@ -18,8 +19,9 @@ import yaml
 
 from vidsr.errors import InputError, InputNotFoundError, OptionError
 
-# The shipped configurations: configs/<kind>/ at the repository root.
-CONFIGS_ROOT = Path(__file__).resolve().parents[1] / "configs"
+# The shipped configurations, vidsr/configs/<kind>/, inside the package so that a wheel has them.
+# pip installs packages unpacked, so the resource is a real folder.
+CONFIGS_ROOT = Path(str(importlib.resources.files("vidsr") / "configs"))
 
 T = TypeVar("T")
 
@@ -133,7 +135,7 @@ def to_plain(obj: Any) -> Any:
 
 
 def find_config(name_or_path: str | Path, kind: str) -> Path:
-    """A YAML path as given, or a shipped config's name (e.g. ``realesrgan_video``) under configs/<kind>/."""
+    """A YAML path as given, or a shipped config's name (e.g. ``realesrgan_video``) under vidsr/configs/<kind>/."""
     path = Path(name_or_path)
     if path.suffix.lower() in (".yml", ".yaml") or path.exists():
         if not path.is_file():

@@ -1,6 +1,7 @@
 """`vidsr bench`: decode, model, encode, end-to-end and a reference loop, timed in one run."""
 from __future__ import annotations
 
+import importlib.resources
 import json
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,8 @@ from vidsr.bench.run import format_table
 from vidsr.errors import OptionError
 from vidsr.io.encode import EncodeSettings
 
-_SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "earth_3s.mp4"
+# A real clip shipped in the package (vidsr/assets/README.md), so a wheel install can bench.
+_SAMPLE = Path(str(importlib.resources.files("vidsr") / "assets" / "earth_1s.mp4"))
 
 
 def bench(

@@ -13,7 +13,7 @@ from vidsr.train.config import config_path
 
 def train(
     config: str = typer.Option(..., "--config", "-c",
-                               help="Training config: a name in configs/train/ (compact_x4, compact_x2, "
+                               help="Training config: a name in vidsr/configs/train/ (compact_x4, compact_x2, "
                                     "rrdb_x4plus) or a .yml path."),
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Folder or file of clean images/videos "
                                               "(repeatable) (default: the config's data.paths)."),

@@ -1,6 +1,6 @@
 """Typed, frozen configuration of the degradation pipeline, loaded from YAML.
 
-Every number the pipeline draws from lives in a YAML file under ``configs/degrade/``;
+Every number the pipeline draws from lives in a YAML file under ``vidsr/configs/degrade/``;
 the dataclasses here have no defaults on purpose, so that a file which forgets a key
 fails loudly instead of silently falling back to a number hidden in code (the one
 exception, ``draw``, came later; its default keeps older files meaning what they meant).
@@ -30,7 +30,7 @@ RESIZE_DIRECTIONS: tuple[str, ...] = get_args(ResizeDirection)
 CODEC_NAMES: tuple[str, ...] = get_args(CodecName)
 DRAW_MODES: tuple[str, ...] = get_args(DrawMode)
 
-# Folder of the shipped configurations: configs/degrade/ at the repository root.
+# Folder of the shipped configurations: vidsr/configs/degrade/.
 CONFIG_DIR = CONFIGS_ROOT / "degrade"
 
 

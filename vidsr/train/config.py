@@ -2,7 +2,7 @@
 
 A run is one network trained through one or more stages, Real-ESRGAN style: an L1 stage
 (RealESRNet) and a GAN stage that starts from the first stage's EMA weights. Everything
-lives in one YAML file under ``configs/train/``; unknown keys are rejected with their
+lives in one YAML file under ``vidsr/configs/train/``; unknown keys are rejected with their
 dotted path (the loader is :func:`vidsr.config.build_dataclass`).
 Command-line overrides (``--data``, ``--steps``) build a new config with
 :func:`dataclasses.replace` before the run starts; nothing is changed while it runs.
@@ -23,7 +23,7 @@ Arch = Literal["compact", "rrdb"]
 ActType = Literal["prelu", "relu"]
 AmpMode = Literal["bf16", "fp16", "off"]
 
-# Folder of the shipped configurations: configs/train/ at the repository root.
+# Folder of the shipped configurations: vidsr/configs/train/.
 CONFIG_DIR = CONFIGS_ROOT / "train"
 
 # VGG19 layer names, in the order of torchvision's ``vgg19().features``.
