@@ -109,6 +109,15 @@ def test_av1_and_vp9_parts_join(clip: Path, tmp_path: Path, codec: str, preset: 
         assert c.streams.video[0].codec_context.codec.canonical_name == {"libsvtav1": "av1", "libvpx-vp9": "vp9"}[codec]
 
 
+def test_stream_the_container_cannot_hold_is_refused_before_any_segment(clip: Path, tmp_path: Path) -> None:
+    ran: list[int] = []
+    opts = UpscaleOptions(model="animevideov3-x2", device="cpu", progress=False,
+                          encode=EncodeSettings(codec="libvpx-vp9"))
+    with pytest.raises(EncoderError, match="aac.*webm"):
+        upscale_video_chunked(clip, tmp_path / "out.webm", opts, CHUNKS, on_segment=lambda seg: ran.append(seg.index))
+    assert ran == [] and list(tmp_path.iterdir()) == []
+
+
 def test_join_of_parts_with_different_depths(clip: Path, tmp_path: Path, ffmpeg_exe: str) -> None:
     """The rule on its own, without the network: real x264 parts, a shallow one before a deep one."""
     with av.open(str(clip)) as c:
