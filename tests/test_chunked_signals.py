@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 from conftest import EARTH, ffmpeg
 
+from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
 from vidsr.engine.jobdir import job_folder
+from vidsr.engine.video import UpscaleOptions
+from vidsr.io.encode import EncodeSettings
 
 FRAMES = 30
 # Lossless and one frame per network call: the same frames whatever the interruptions.
@@ -48,10 +51,11 @@ def run(args: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def reference(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same upscale, never interrupted."""
+    """The same upscale (ARGS and the CLI's defaults), never interrupted, in this process."""
     out = tmp_path_factory.mktemp("reference") / "ref.mkv"
-    r = run(command(clip, out, "--devices", "cpu"))
-    assert r.returncode == 0, r.stderr
+    opts = UpscaleOptions(model="animevideov3-x2", batch=1, progress=False,
+                          encode=EncodeSettings(preset="ultrafast", crf=0, pix_fmt="yuv444p"))
+    upscale_video_chunked(clip, out, opts, ChunkOptions(devices=("cpu",), segment_seconds=0.05))
     return out
 
 
