@@ -2,8 +2,9 @@
 
     python scripts/bench_workers.py --model .weights/animevideov3.safetensors --devices cuda:0 --workers 1,2
 
-Each configuration runs `vidsr upscale --devices ...` (worker processes, segments at
-keyframes) on the same input: the sample clip looped and resized like `vidsr bench`.
+Each configuration runs `vidsr upscale --devices ...` (segments at keyframes; one worker
+runs in this process, more run one worker process each) on the same input: the sample
+clip looped and resized like `vidsr bench`.
 """
 from __future__ import annotations
 

@@ -48,10 +48,12 @@ def upscale(
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames to process from --start."),
     strict: bool = typer.Option(False, "--strict", help="Damaged or truncated input is an error, not a warning."),
     devices: Optional[str] = typer.Option(None, "--devices", help="Segmented run with one worker per device: "
-                                          "0,1,2 / all / cpu,cpu (resumable; see --work-dir)."),
+                                          "0,1,2 / all / cpu,cpu (resumable; see --work-dir). Devices that would "
+                                          "run at different precisions are refused."),
     segment_seconds: float = typer.Option(30.0, "--segment-seconds", help="Segment length for --devices/--backend."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where finished segments are kept "
-                                            "(default: beside the output)."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder in which vidsr makes this output's "
+                                            "job folder, where finished segments are kept for a rerun (default: "
+                                            "beside the output). Only that job folder is removed, after success."),
     backend: str = typer.Option("local", "--backend", help="local (worker processes) or ray (an existing Ray "
                                 "cluster, see --address)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start Ray here)."),

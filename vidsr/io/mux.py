@@ -9,6 +9,7 @@ data streams, chapters, metadata and dispositions come along.
 from __future__ import annotations
 
 import heapq
+import io
 import logging
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -69,8 +70,36 @@ def mux_with_source(parts: Sequence[VideoPart], time_base: Fraction, source_path
     if convert:
         _mux_via_mkv_then_convert(parts, time_base, source_path, out_path, cut, layout, fmt)
         return
-    with av.open(str(source_path)) as src, av.open(str(out_path), mode="w", format=fmt) as out:
+    with av.open(str(source_path)) as src, _open_output(out_path, fmt) as out:
         _mux(parts, time_base, src, out, cut, layout)
+
+
+def _open_output(path: Path, fmt: str) -> av.container.OutputContainer:
+    try:
+        return av.open(str(path), mode="w", format=fmt)
+    except (OSError, av.error.FFmpegError) as exc:  # unwritable folder, full disk, ...
+        raise EncoderError(f"cannot write {path}: {exc}") from exc
+
+
+def check_streams_fit(source_path: Path, out_path: Path) -> None:
+    """Raise now the error the final mux would raise for a stream the output container cannot hold.
+
+    For runs whose mux comes after long work (segments), so that it fails before the work.
+    """
+    fmt = container_format_for(out_path)
+    with av.open(str(source_path)) as src:
+        if _needs_text_conversion(src, fmt):
+            from vidsr.io.encode import find_ffmpeg
+
+            if find_ffmpeg() is None:
+                raise EncoderError(f"{out_path.name}: text subtitles need converting to mov_text for "
+                                   f"{out_path.suffix}, which needs an ffmpeg binary; write a .mkv instead")
+            fmt = "matroska"  # what _mux_via_mkv_then_convert muxes into first
+        main = src.streams.video[0]
+        with av.open(io.BytesIO(), mode="w", format=fmt) as out:  # streams are added, nothing is written
+            for stream in src.streams:
+                if stream.index != main.index:
+                    _add_copy(out, stream)
 
 
 def _needs_text_conversion(src: av.container.InputContainer, fmt: str) -> bool:
@@ -91,7 +120,7 @@ def _mux_via_mkv_then_convert(parts: Sequence[VideoPart], time_base: Fraction, s
                            f"{out_path.suffix}, which needs an ffmpeg binary; write a .mkv instead")
     mkv = out_path.with_name(out_path.name + ".mkv")
     try:
-        with av.open(str(source_path)) as src, av.open(str(mkv), mode="w", format="matroska") as out:
+        with av.open(str(source_path)) as src, _open_output(mkv, "matroska") as out:
             _mux(parts, time_base, src, out, cut, layout)
         cmd = [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(mkv), "-map", "0",
                "-c", "copy", "-c:s", "mov_text", "-f", fmt, str(out_path)]
@@ -107,8 +136,9 @@ def _mux_via_mkv_then_convert(parts: Sequence[VideoPart], time_base: Fraction, s
 def _mux(parts: Sequence[VideoPart], time_base: Fraction, src: av.container.InputContainer,
          out: av.container.OutputContainer, cut: Cut | None, layout: VideoLayout) -> None:
     with av.open(str(parts[0].path)) as first:
-        # Parts were encoded alike, so the first one's codec parameters describe them all.
-        vout = out.add_stream_from_template(first.streams.video[0])
+        # Parts were encoded alike, so the first one's codec parameters describe them all. Opaque:
+        # copied as they are, since the decoder PyAV opened (libdav1d for AV1) may have no encoder.
+        vout = out.add_stream_from_template(first.streams.video[0], opaque=True)
     vout.time_base = time_base
     if layout.rotation:
         vout.set_display_rotation(layout.rotation)
@@ -176,46 +206,65 @@ def _copy_chapters(src: av.container.InputContainer, out: av.container.OutputCon
     out.set_chapters(chapters)
 
 
+def reorder_depth(decode_order: Sequence[int]) -> int:
+    """How many frames an encoder held back: the most by which a packet's decode position
+    passes its presentation rank (0 without B-frames).
+
+    Computed from the ranks, it needs no dts, which Matroska does not store.
+    """
+    rank = {p: k for k, p in enumerate(sorted(decode_order))}
+    return max(0, max((j - rank[p] for j, p in enumerate(decode_order)), default=0))
+
+
+def decode_order(path: Path) -> list[int]:
+    """The encoder's presentation timestamps of a video file's packets, in decode order."""
+    with av.open(str(path)) as c:
+        return [p.pts for p in c.demux(c.streams.video[0]) if p.size]
+
+
 def _video_packets(parts: Sequence[VideoPart], tb: Fraction, shift_s: float, vout: av.stream.Stream
                    ) -> Iterator[tuple[float, av.Packet, av.stream.Stream]]:
     """Encoded packets of every part, re-stamped with their source frames' timestamps, in decode order.
 
     Frames are matched by rank, not by arithmetic on the encoder's clock, so no rounding
     of its nominal rate can shift a frame however long the video.
+
+    Decode times follow one rule over the whole video, as if the parts were one stream:
+    the J-th packet decoded gets the (J - depth)-th presentation time, `depth` being the
+    deepest reorder of all parts. Presentation times strictly increase across parts, so
+    decode times do too, at every join; and since no part holds a frame back by more than
+    `depth`, no packet is decoded after it is shown (dts <= pts). Parts encoded with
+    different B-frame decisions (x264 adapts them to the content) join alike.
     """
+    orders = [decode_order(part.path) for part in parts]
+    for part, order in zip(parts, orders):
+        if len(order) != len(part.pts) or len(set(order)) != len(part.pts):
+            raise EncoderError(f"the encoder wrote {len(set(order))} distinct frames for {len(part.pts)} input "
+                               f"frames ({part.path.name})")
     every = [p for part in parts for p in part.pts]
-    # One step for all parts keeps decode times increasing across the joins (see _part_packets).
+    if any(b <= a for a, b in zip(every, every[1:])):
+        raise EncoderError("the video parts to join overlap or are out of order")
+    # Only the first `depth` packets of the video have no earlier frame to take a decode time
+    # from: they step back from the first frame by the shortest frame interval.
     step = max(1, min((b - a for a, b in zip(every, every[1:])), default=1))
+    depth = max((reorder_depth(order) for order in orders), default=0)
     shift = round(Fraction(shift_s) / tb)
-    for part in parts:
-        yield from _part_packets(part, tb, step, shift, vout)
-
-
-def _part_packets(part: VideoPart, tb: Fraction, step: int, shift: int, vout: av.stream.Stream
-                  ) -> Iterator[tuple[float, av.Packet, av.stream.Stream]]:
-    with av.open(str(part.path)) as c:
-        decode_order = [p.pts for p in c.demux(c.streams.video[0]) if p.size]
-    pts = list(part.pts)
-    if len(decode_order) != len(pts) or len(set(decode_order)) != len(pts):
-        raise EncoderError(f"the encoder wrote {len(set(decode_order))} distinct frames for {len(pts)} input frames")
-    rank = {p: k for k, p in enumerate(sorted(decode_order))}
-    # The j-th packet decoded shows frame rank[..]; a decoder can have shown at most j - delay
-    # frames by then. The smallest delay that fits is the encoder's reorder depth (0 without
-    # B-frames); computed from the ranks, it needs no dts, which Matroska does not store.
-    delay = max(0, max((j - rank[p] for j, p in enumerate(decode_order)), default=0))
-    with av.open(str(part.path)) as vin:
-        for j, packet in enumerate(p for p in vin.demux(vin.streams.video[0]) if p.size):
-            k = rank[packet.pts]
-            d = j - delay
-            # dts follow the sorted presentation times `delay` frames behind, so dts <= pts holds;
-            # the first `delay` step back from the part's first frame, by less than one frame
-            # interval each, so they stay after the previous part's last dts.
-            dts = pts[d] if d >= 0 else pts[0] + d * step
-            packet.pts = pts[k] - shift
-            packet.dts = dts - shift
-            packet.duration = (pts[k + 1] - pts[k]) if k + 1 < len(pts) else step
-            packet.time_base = tb
-            yield float(packet.dts * tb), packet, vout
+    first = 0  # index in `every` of the part's first frame
+    for part, order in zip(parts, orders):
+        rank = {p: k for k, p in enumerate(sorted(order))}
+        pts = part.pts
+        with av.open(str(part.path)) as vin:
+            for j, packet in enumerate(p for p in vin.demux(vin.streams.video[0]) if p.size):
+                k = rank[packet.pts]
+                d = first + j - depth
+                dts = every[d] if d >= 0 else every[0] + d * step
+                packet.pts = pts[k] - shift
+                packet.dts = dts - shift
+                nxt = first + k + 1
+                packet.duration = (every[nxt] - pts[k]) if nxt < len(every) else step
+                packet.time_base = tb
+                yield float(packet.dts * tb), packet, vout
+        first += len(pts)
 
 
 def _source_packets(src: av.container.InputContainer, streams: list[av.stream.Stream],
