@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import EARTH, ffmpeg
-from tiny_model import tiny_model, tiny_model_file
+from tiny_model import one_torch_thread, tiny_model, tiny_model_file
 
 from vidsr.cli.main import main
 from vidsr.engine.device import OutOfMemoryError, is_oom
@@ -36,6 +37,12 @@ from vidsr.io.probe import probe_video
 from vidsr.models import ModelDescriptor
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ residual that is then zero), so colours can be checked exactly.
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -33,3 +35,15 @@ def tiny_model(*, nearest: bool = False) -> ModelDescriptor:
 def tiny_model_file(folder: Path, *, nearest: bool = False) -> Path:
     """The same network as a .safetensors file, for `vidsr upscale --model PATH`."""
     return save_safetensors(_net(nearest), folder / ("nearest_x2.safetensors" if nearest else "tiny_x2.safetensors"))
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tiny frames gain nothing from torch's intra-op threads, and on a busy 2-core machine their
+    spin-waits make each small op 10x slower: run a test module's networks on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -79,9 +79,9 @@ def resolve_color(codec_context: av.codec.context.CodecContext, width: int, heig
                   pix_fmt: str) -> ColorInfo:
     """Resolve a stream's colour tags, falling back to the players' convention for its size.
 
-    RGB video (an RGB pixel format, tagged 0 or not) needs no matrix to decode and is always
-    full range; the matrix chosen here is only used if the output is YUV. Outputs in an RGB format are tagged RGB
-    whatever this says (see encode.py).
+    RGB video (an RGB pixel format, tagged 0 or not) needs no matrix or range to decode; the
+    ones chosen here are only used if the output is YUV (then limited range, as usual).
+    Outputs in an RGB format are tagged RGB whatever this says (see output_tags).
     """
     space = codec_context.colorspace if codec_context is not None else None
     space = 2 if space is None else int(space)
@@ -89,7 +89,8 @@ def resolve_color(codec_context: av.codec.context.CodecContext, width: int, heig
     rgb = _is_rgb_format(pix_fmt)
     matrix = _MATRIX_BY_AVCOL.get(space) or ("ITU709" if is_hd(width, height) else "SMPTE170M")
     rng = int(codec_context.color_range or 0) if codec_context is not None else 0
-    full = rgb or rng == 2 or (rng == 0 and pix_fmt.startswith("yuvj"))
+    # RGB decodes the same whatever its range tag; converted to YUV it takes the usual limited range.
+    full = not rgb and (rng == 2 or (rng == 0 and pix_fmt.startswith("yuvj")))
     primaries = int(codec_context.color_primaries or 2) if codec_context is not None else 2
     trc = int(codec_context.color_trc or 2) if codec_context is not None else 2
     return ColorInfo(

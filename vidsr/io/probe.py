@@ -85,6 +85,11 @@ def probe_video(path: Path) -> VideoInfo:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise InputError(f"input has no video stream ({', '.join(kinds)} only): {path}")
+        for other in container.streams:
+            # Copied as they are, but a stream must at least say what it holds.
+            if other.type in ("audio", "subtitle") and other.codec_context is None:
+                raise InputError(f"{other.type} stream #{other.index} has no codec FFmpeg recognises "
+                                 f"(damaged header?): {path}")
         stream = container.streams.video[0]
         ctx = stream.codec_context
         if ctx is None or not ctx.name:
