@@ -73,7 +73,7 @@ def remove_stale_partials(output: Path) -> list[Path]:
 
 
 def _running(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name != "posix":  # elsewhere os.kill(pid, 0) is not a harmless probe
         return True
     try:
         os.kill(pid, 0)

@@ -20,7 +20,7 @@ from vidsr.engine.pixfmt import DeviceFormatter
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
 from vidsr.errors import InputError, OptionError
 from vidsr.io.decode import DecodeReport, FrameReader, Window
-from vidsr.io.encode import EncodeSettings, open_encoder, validate_settings
+from vidsr.io.encode import EncodeSettings, FrameEncoder, open_encoder, validate_settings
 from vidsr.io.formats import resolve_encoding
 from vidsr.io.mux import Cut, VideoLayout, VideoPart, container_format_for, mux_with_source
 from vidsr.io.probe import VideoInfo, probe_video
@@ -126,18 +126,20 @@ def encode_part(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor
     reader = FrameReader(plan.input, info.color, rgb_format=rgb_format, window=options.window,
                          start_s=info.start_s, pts_range=pts_range, threads=options.decode_threads,
                          rate=info.rate, timestamps=info.timestamps, size=(info.width, info.height))
-    encoder = open_encoder(part_path, width=out_w, height=out_h, rate=info.rate, color=info.color,
-                           settings=plan.encode, container_format=container_format_for(plan.output),
-                           input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio,
-                           hdr=info.hdr_metadata)
-    try:
+    encoder: FrameEncoder | None = None
+    try:  # opened inside: a Ctrl-C right after the encoder starts must still stop it
+        encoder = open_encoder(part_path, width=out_w, height=out_h, rate=info.rate, color=info.color,
+                               settings=plan.encode, container_format=container_format_for(plan.output),
+                               input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio,
+                               hdr=info.hdr_metadata)
         run_pipeline(lambda: reader, upscaler, encoder.write, batch=batch,
                      frame_shape=(info.height, info.width, plan.channels),
                      frame_dtype=torch.uint16 if deep else torch.uint8, on_progress=on_progress,
                      pad_last_batch=options.speed.compile, interrupt=encoder.interrupt)
         encoder.close()
     except BaseException:
-        encoder.abort()
+        if encoder is not None:
+            encoder.abort()
         raise
     return reader.report
 

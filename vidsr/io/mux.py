@@ -87,7 +87,7 @@ def _mux_via_mkv_then_convert(parts: Sequence[VideoPart], time_base: Fraction, s
     """MP4 cannot hold SRT/ASS; mux into Matroska, then let ffmpeg turn the text into mov_text."""
     from vidsr.io.encode import find_ffmpeg
 
-    exe = find_ffmpeg()
+    exe = find_ffmpeg(encoder="mov_text", muxer=fmt)
     if exe is None:
         raise EncoderError(f"{out_path.name}: text subtitles need converting to mov_text for "
                            f"{out_path.suffix}, which needs an ffmpeg binary; write a .mkv instead")
