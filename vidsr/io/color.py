@@ -92,13 +92,12 @@ def resolve_color(codec_context: av.codec.context.CodecContext, width: int, heig
     # RGB decodes the same whatever its range tag; converted to YUV it takes the usual limited range.
     full = not rgb and (rng == 2 or (rng == 0 and pix_fmt.startswith("yuvj")))
     primaries = int(codec_context.color_primaries or 2) if codec_context is not None else 2
+    if primaries in (0, 2):
+        primaries = guess_primaries(width, height)
     trc = int(codec_context.color_trc or 2) if codec_context is not None else 2
-    return ColorInfo(
-        matrix=matrix,
-        full_range=full,
-        primaries=primaries if primaries not in (0, 2) else guess_primaries(width, height),
-        trc=trc if trc not in (0, 2) else (1 if matrix == "ITU709" else 6),
-    )
+    if trc in (0, 2):  # BT.709 and SMPTE 170M name the same curve; tag the one that goes with the primaries
+        trc = 1 if primaries == 1 else 6
+    return ColorInfo(matrix=matrix, full_range=full, primaries=primaries, trc=trc)
 
 
 def _is_rgb_format(pix_fmt: str) -> bool:
