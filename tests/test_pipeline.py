@@ -54,7 +54,7 @@ def test_tiled_matches_untiled(anime: ModelDescriptor, media: Path) -> None:
     rgb = torch.from_numpy(_real_crop(media))[None]
     whole = _upscaler(anime, 72, 72, scale=4)
     tiled = _upscaler(anime, 72, 72, scale=4, tile=32)  # default 16 px of context
-    x = whole.upload(rgb)
+    x = whole.to_float(whole.upload(rgb))
     with torch.inference_mode():
         a = whole._network(x)
         b = tiled._network(x)

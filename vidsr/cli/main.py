@@ -8,7 +8,7 @@ import sys
 import typer
 
 from vidsr.cli.bench_cmd import bench
-from vidsr.cli.errors import debug_mode, reports_errors
+from vidsr.cli.errors import debug_mode, exit_at_once, reports_errors
 from vidsr.cli.models_cmd import models
 from vidsr.cli.upscale_cmd import upscale
 
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="vidsr: %(levelname)s: %(message)s")
     debug_mode.set(debug)
+    exit_at_once.set(argv is None)  # the `vidsr` command itself, not a call from Python
     app(args=args, prog_name="vidsr")
 
 

@@ -50,5 +50,15 @@ def pick_dtype(device: torch.device, precision: str, supports_half: bool = True)
     return _DTYPES[precision]
 
 
+# Allocation failures that do not arrive as OutOfMemoryError: cuDNN/cuBLAS (and cuFFT, cuSOLVER)
+# failing to allocate their workspace, and "CUDA error: out of memory" from a kernel launch or a
+# library handle, all raised as plain RuntimeError.
+_OOM_MARKERS = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED",
+                "CUFFT_ALLOC_FAILED", "CUSOLVER_STATUS_ALLOC_FAILED")
+
+
 def is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, OutOfMemoryError)
+    """True for a device memory shortage, which doing less at once can get around."""
+    if isinstance(exc, OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in _OOM_MARKERS)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from vidsr.errors import OptionError
 from vidsr.io.decode import Window
 from vidsr.io.probe import VideoInfo, open_container
 
@@ -31,8 +32,14 @@ def plan_segments(path: Path, info: VideoInfo, *, seconds: float, window: Window
     with open_container(path) as container:
         stream = container.streams.video[0]
         packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+    if not info.timestamps:
+        return _untimed(packets, info, window)
     if not packets or any(pts is None for pts, _ in packets):
-        return [Segment(0, None, None, len(packets))]  # no timestamps to cut by: one segment
+        # Some packets lost their timestamps (damage): no reliable place to cut, nor to start a window.
+        if not window.is_whole:
+            raise OptionError(f"--start/--duration/--frames need frame timestamps, and some packets of "
+                              f"{path.name} have none; run without them, or without --devices")
+        return [Segment(0, None, None, len(packets))]
     frames = sorted(pts for pts, _ in packets)
     keyframes = sorted(pts for pts, key in packets if key)
     tb = info.time_base
@@ -56,6 +63,21 @@ def plan_segments(path: Path, info: VideoInfo, *, seconds: float, window: Window
         stop = len(frames) if end is None else bisect.bisect_left(frames, end)
         segments.append(Segment(i, None if (i == 0 and lo == 0) else start, end, stop - begin))
     return segments
+
+
+def _untimed(packets: list[tuple[int | None, bool]], info: VideoInfo, window: Window) -> list[Segment]:
+    """A stream without timestamps (raw H.264/HEVC) in one segment, bounded by the window.
+
+    Its frames are timed as the decoder times them (frame k at k / rate, see decode.py), so
+    the window becomes exact frame times; there is nothing to seek by, so the one segment is
+    decoded from the start.
+    """
+    interval = 1 / (info.rate * info.time_base)
+    frames = [round(k * interval) for k in range(len(packets))]
+    lo, hi = _window_bounds(frames, info, window)
+    if lo >= hi:
+        return []
+    return [Segment(0, frames[lo] if lo else None, frames[hi] if hi < len(frames) else None, hi - lo)]
 
 
 def _window_bounds(frames: list[int], info: VideoInfo, window: Window) -> tuple[int, int]:

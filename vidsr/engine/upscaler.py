@@ -85,13 +85,13 @@ class FrameUpscaler:
     # -- host <-> device -------------------------------------------------------------
 
     def upload(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8/uint16 [N,H,W,C] on the host -> float [N,C,H,W] in [0,1] on the device (C = 3, or 4 with alpha).
+        """uint8/uint16 [N,H,W,C] on the host -> the same samples as [N,C,H,W] on the device (C = 3, or 4
+        with alpha). Conversion to float happens in process(), a micro-batch at a time.
 
         Once this returns, `frames` may be reused by the caller.
         """
-        top = 255 if frames.dtype == torch.uint8 else 65535
         if not self.is_cuda:
-            return frames.permute(0, 3, 1, 2).to(self.dtype).div_(top)
+            return frames.permute(0, 3, 1, 2).clone()  # a copy: the caller reuses `frames`
         assert self.upload_stream is not None
         compute = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self.upload_stream):
@@ -101,11 +101,32 @@ class FrameUpscaler:
         compute.wait_event(done)
         dev.record_stream(compute)  # allocated on the upload stream, used and freed on the compute stream
         # NHWC -> NCHW as a view is already channels_last: no copy.
-        return dev.permute(0, 3, 1, 2).to(self.dtype).div_(top)
+        return dev.permute(0, 3, 1, 2)
+
+    def receive(self, frames: torch.Tensor) -> torch.Tensor:
+        """upload(), surviving out-of-memory: then the frames stay in (unpinned) host memory and
+        process() moves them to the device a micro-batch at a time."""
+        try:
+            return self.upload(frames)
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            self._free_cached_memory()
+            log.warning("out of memory uploading %d frame(s): moving them to %s in smaller pieces",
+                        frames.shape[0], self.device)
+            return frames.permute(0, 3, 1, 2).clone()
+
+    def to_float(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames from upload() (or a slice of them) -> float [N,C,H,W] in [0,1] on the device."""
+        frames = frames.to(self.device)
+        if frames.is_floating_point():
+            return frames.to(self.dtype)
+        top = 255 if frames.dtype == torch.uint8 else 65535
+        return frames.to(self.dtype).div_(top)
 
     def download(self, frames: torch.Tensor, host: torch.Tensor) -> torch.cuda.Event | None:
         """Copy device frames into the host buffer; returns an event to wait on before reading it."""
-        if not self.is_cuda:
+        if not (self.is_cuda and frames.is_cuda):
             host.copy_(frames)
             return None
         assert self.download_stream is not None
@@ -119,19 +140,27 @@ class FrameUpscaler:
 
     @torch.inference_mode()
     def process(self, x: torch.Tensor) -> torch.Tensor:
-        """float [N,3,H,W] in [0,1] -> uint8 frames at the output size, in the formatter's layout."""
+        """Frames [N,C,H,W] (from upload(), or float in [0,1]) -> uint8/uint16 frames at the output size,
+        in the formatter's layout.
+
+        Out-of-memory anywhere in here (the float copy, the network and its library workspaces,
+        the resize and colour conversion) is recovered by doing less at once (see _shrink).
+        """
         out: torch.Tensor | None = None
         i = 0
         while i < x.shape[0]:
             j = min(i + self.micro_batch, x.shape[0])
             try:
-                y = self._finish(self._network(x[i:j, :3]), x[i:j, 3:])
+                chunk = self.to_float(x[i:j])
+                y = self._finish(self._network(chunk[:, :3]), chunk[:, 3:])
+                del chunk
+                if out is None:
+                    out = self._output_buffer(y, x.shape[0])
             except Exception as exc:
+                chunk = y = None  # let go of the failed attempt's memory before trying again
                 if not (is_oom(exc) and self._shrink(j - i, x.shape[-2:])):
                     raise
                 continue  # retry the same frames with less memory
-            if out is None:
-                out = y.new_empty((x.shape[0], *y.shape[1:]))
             out[i:j] = y
             i = j
         assert out is not None
@@ -148,7 +177,7 @@ class FrameUpscaler:
 
     @torch.inference_mode()
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
-        """uint8 [N,H,W,3] host frames -> uint8 host frames in the formatter's layout (sequential)."""
+        """uint8/uint16 [N,H,W,C] host frames -> host frames in the formatter's layout (sequential)."""
         return self.process(self.upload(rgb)).cpu()
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,10 +200,24 @@ class FrameUpscaler:
         # Antialiased, so downscaling the x4 output (for -s 2) does not alias.
         return F.interpolate(y, size=(self.out_h, self.out_w), mode="bicubic", align_corners=False, antialias=True)
 
-    def _shrink(self, failed_batch: int, frame_hw: torch.Size) -> bool:
-        """After an out-of-memory error: halve the batch, then tile, then shrink tiles. False if out of options."""
+    def _output_buffer(self, like: torch.Tensor, frames: int) -> torch.Tensor:
+        """Room for the whole batch's output: on the device, or in host memory if the device has none left."""
+        try:
+            return like.new_empty((frames, *like.shape[1:]))
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            self._free_cached_memory()
+            log.warning("out of memory: keeping this batch's output in host memory")
+            return torch.empty((frames, *like.shape[1:]), dtype=like.dtype)
+
+    def _free_cached_memory(self) -> None:
         if self.is_cuda:
             torch.cuda.empty_cache()
+
+    def _shrink(self, failed_batch: int, frame_hw: torch.Size) -> bool:
+        """After an out-of-memory error: halve the batch, then tile, then shrink tiles. False if out of options."""
+        self._free_cached_memory()
         if failed_batch > 1:
             self.micro_batch = failed_batch // 2
             log.warning("out of memory: retrying with %d frame(s) per network call", self.micro_batch)

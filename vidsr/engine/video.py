@@ -13,13 +13,14 @@ from tqdm import tqdm
 
 from vidsr.engine.batching import choose_batch
 from vidsr.engine.device import PRECISIONS, Precision, pick_device, pick_dtype
-from vidsr.engine.outputs import atomic_output, check_output, default_output, partial_path
+from vidsr.engine.outputs import (atomic_output, check_output, default_output, partial_path,
+                                  remove_stale_partials)
 from vidsr.engine.pipeline import run_pipeline
 from vidsr.engine.pixfmt import DeviceFormatter
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
 from vidsr.errors import InputError, OptionError
 from vidsr.io.decode import DecodeReport, FrameReader, Window
-from vidsr.io.encode import EncodeSettings, open_encoder, validate_settings
+from vidsr.io.encode import EncodeSettings, FrameEncoder, open_encoder, validate_settings
 from vidsr.io.formats import resolve_encoding
 from vidsr.io.mux import Cut, VideoLayout, VideoPart, container_format_for, mux_with_source
 from vidsr.io.probe import VideoInfo, probe_video
@@ -123,19 +124,22 @@ def encode_part(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor
     rgb_format = {(3, False): "rgb24", (3, True): "rgb48le", (4, False): "rgba", (4, True): "rgba64le"}[
         (plan.channels, deep)]
     reader = FrameReader(plan.input, info.color, rgb_format=rgb_format, window=options.window,
-                         start_s=info.start_s, pts_range=pts_range, threads=options.decode_threads)
-    encoder = open_encoder(part_path, width=out_w, height=out_h, rate=info.rate, color=info.color,
-                           settings=plan.encode, container_format=container_format_for(plan.output),
-                           input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio,
-                           hdr=info.hdr_metadata)
-    try:
+                         start_s=info.start_s, pts_range=pts_range, threads=options.decode_threads,
+                         rate=info.rate, timestamps=info.timestamps, size=(info.width, info.height))
+    encoder: FrameEncoder | None = None
+    try:  # opened inside: a Ctrl-C right after the encoder starts must still stop it
+        encoder = open_encoder(part_path, width=out_w, height=out_h, rate=info.rate, color=info.color,
+                               settings=plan.encode, container_format=container_format_for(plan.output),
+                               input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio,
+                               hdr=info.hdr_metadata)
         run_pipeline(lambda: reader, upscaler, encoder.write, batch=batch,
                      frame_shape=(info.height, info.width, plan.channels),
                      frame_dtype=torch.uint16 if deep else torch.uint8, on_progress=on_progress,
-                     pad_last_batch=options.speed.compile)
+                     pad_last_batch=options.speed.compile, interrupt=encoder.interrupt)
         encoder.close()
     except BaseException:
-        encoder.abort()
+        if encoder is not None:
+            encoder.abort()
         raise
     return reader.report
 
@@ -162,6 +166,7 @@ def merge_reports(reports: Sequence[DecodeReport]) -> DecodeReport:
         merged.concealed += r.concealed
         merged.replaced += r.replaced
         merged.dropped += r.dropped
+        merged.resized += r.resized
         merged.truncated = r.truncated or merged.truncated
     return merged
 
@@ -178,6 +183,7 @@ def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions
     options = options.validated()
     model = model or load_model(options.model)
     plan = plan_video(input_path, output, options, model.scale)
+    remove_stale_partials(plan.output)
     video_tmp = partial_path(plan.output, "video")
     start = time.perf_counter()
     try:
@@ -220,6 +226,9 @@ def _damage_warnings(report: DecodeReport, info: VideoInfo, options: UpscaleOpti
         notes.append(f"{report.replaced} frame(s) could not be decoded and repeat the frame before them")
     if report.dropped:
         notes.append(f"{report.dropped} damaged packet(s) had no timestamp and were skipped")
+    if report.resized:
+        notes.append(f"{report.resized} frame(s) came out of the decoder at another size and were scaled to "
+                     f"{info.width}x{info.height}")
     decoded = len(report.pts)
     if report.truncated:
         notes.append(f"input ends early: {report.truncated}; {decoded} frame(s) upscaled")

@@ -44,6 +44,7 @@ class DecodeReport:
     concealed: int = 0       # frames FFmpeg decoded with errors hidden (marked corrupt)
     replaced: int = 0        # packets that gave no picture (failed or dropped), stood in for by the previous one
     dropped: int = 0         # failed packets with no usable timestamp, so no frame could stand in
+    resized: int = 0         # frames decoded at another size than the video's, scaled to it
     truncated: str | None = None  # why reading stopped early, if it did
 
 
@@ -52,7 +53,8 @@ class FrameReader:
 
     def __init__(self, path: Path, color: ColorInfo, *, rgb_format: str = "rgb24", window: Window = Window(),
                  start_s: float = 0.0, pts_range: tuple[int | None, int | None] | None = None,
-                 threads: int = 0) -> None:
+                 threads: int = 0, rate: Fraction | None = None, timestamps: bool = True,
+                 size: tuple[int, int] | None = None) -> None:
         self.path = path
         self.color = color
         self.rgb_format = rgb_format
@@ -60,6 +62,9 @@ class FrameReader:
         self.first_frame_s = start_s
         self.pts_range = pts_range  # exact [start, end) timestamps; overrides `window` (used by segments)
         self.threads = threads
+        self.rate = rate            # nominal frame rate: times frames that carry no timestamp
+        self.timestamps = timestamps  # False: the stream has none at all; every frame is timed by `rate`
+        self.size = size            # (width, height) every frame is delivered at (None: the first frame's)
         self.report = DecodeReport()
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -70,7 +75,8 @@ class FrameReader:
             stream.codec_context.thread_count = self.threads
             tb = Fraction(stream.time_base)
             start_pts, end_pts = self.pts_range or self._bounds(tb)
-            if start_pts is not None:
+            if start_pts is not None and self.timestamps:
+                # Without timestamps there is nothing to seek by: decode from the start, skip to the window.
                 container.seek(start_pts, stream=stream, backward=True, any_frame=False)
             for pts, image, status in self._timeline(container, stream):
                 if start_pts is not None and pts < start_pts:
@@ -126,7 +132,7 @@ class FrameReader:
                  ) -> Iterator[tuple[str, int | None, av.VideoFrame | None]]:
         """("packet", pts, None) for each packet sent, ("frame", pts, frame) for each frame decoded."""
         packets = container.demux(stream)
-        next_pts = 0
+        clock = _FrameClock(Fraction(stream.time_base), self.rate, self.timestamps)
         while True:
             try:
                 packet = next(packets)
@@ -136,7 +142,7 @@ class FrameReader:
                 self.report.truncated = f"reading stopped at a damaged or missing part ({_reason(exc)})"
                 break
             if packet.size:
-                yield "packet", packet.pts, None
+                yield "packet", packet.pts if self.timestamps else None, None
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
@@ -144,14 +150,12 @@ class FrameReader:
                     self.report.dropped += 1
                 continue
             for frame in frames:
-                next_pts = self._pts(frame, next_pts)
-                yield "frame", next_pts, frame
+                yield "frame", clock.time(frame), frame
         if self.report.truncated:
             # Demuxing stopped on an error, so the decoder never got its end-of-stream flush.
             try:
                 for frame in stream.codec_context.decode(None):
-                    next_pts = self._pts(frame, next_pts)
-                    yield "frame", next_pts, frame
+                    yield "frame", clock.time(frame), frame
             except (av.error.FFmpegError, EOFError):
                 pass
 
@@ -165,20 +169,50 @@ class FrameReader:
         end = math.ceil(_exact(start_s + w.duration) / tb) if w.duration is not None else None
         return start, end
 
-    def _pts(self, frame: av.VideoFrame, previous: int) -> int:
-        if frame.pts is not None:
-            return frame.pts
-        return previous + 1 if self.report.pts else 0
-
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
         c = self.color
+        if self.size is None:
+            self.size = (frame.width, frame.height)
+        width, height = self.size
+        if (frame.width, frame.height) != (width, height):
+            # A damaged header or a mid-stream size change: keep every frame, at the video's size.
+            self.report.resized += 1
         return frame.reformat(
+            width=width,
+            height=height,
             format=self.rgb_format,
             src_colorspace=c.matrix,
             src_color_range="JPEG" if c.full_range else "MPEG",
             dst_color_range="JPEG",
             interpolation="BICUBIC",
         ).to_ndarray()
+
+
+class _FrameClock:
+    """Each decoded frame's time, in the stream's time base.
+
+    A stream without timestamps (raw H.264/HEVC) times frame k at k / rate; a frame missing
+    its timestamp in a stream that has them comes one frame interval after the one before.
+    """
+
+    def __init__(self, time_base: Fraction, rate: Fraction | None, timestamps: bool) -> None:
+        self._interval = 1 / (rate * time_base) if rate else None  # ticks per frame
+        self._timestamps = timestamps
+        self._count = 0
+        self._last: int | None = None
+
+    def time(self, frame: av.VideoFrame) -> int:
+        if self._timestamps and frame.pts is not None:
+            pts = frame.pts
+        elif not self._timestamps and self._interval is not None:
+            pts = round(self._count * self._interval)
+        elif self._last is None:
+            pts = 0
+        else:
+            pts = self._last + max(1, round(self._interval or 1))
+        self._count += 1
+        self._last = pts
+        return pts
 
 
 def iter_frames(path: Path, color: ColorInfo, *, threads: int = 0) -> Iterator[np.ndarray]:

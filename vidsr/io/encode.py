@@ -7,10 +7,13 @@ by mux.py, so both back ends only ever see pictures.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +23,7 @@ import av
 import numpy as np
 
 from vidsr.errors import EncoderError, OptionError
-from vidsr.io.color import ColorInfo
+from vidsr.io.color import ColorInfo, OutputTags, output_tags
 from vidsr.io.hdr import HdrMetadata
 
 log = logging.getLogger(__name__)
@@ -75,22 +78,118 @@ def needs_even_size(pix_fmt: str) -> tuple[bool, bool]:
     return fmt.chroma_width(64) < 64, fmt.chroma_height(64) < 64
 
 
-def find_ffmpeg() -> str | None:
-    """ffmpeg from PATH, else the static binary imageio-ffmpeg ships, else None."""
+# The oldest FFmpeg vidsr drives as a binary: 5.1 (libavcodec 59.37, Debian 12's). Earlier
+# releases lack options vidsr passes (libsvtav1's crf, for one, arrived in 5.1), and nothing
+# older is tested. An older or incomplete binary is passed over for imageio-ffmpeg's, else PyAV.
+MIN_FFMPEG = "5.1"
+_MIN_LIBAVCODEC = (59, 37)
+_PROBE_TIMEOUT_S = 20
+
+
+@dataclass(frozen=True)
+class FfmpegBinary:
+    """An ffmpeg executable and what it can do, as it reports itself."""
+
+    path: str
+    origin: str                    # "PATH" or "imageio-ffmpeg"
+    version: str                   # as printed, e.g. "5.1.6-0+deb12u1" or "N-118000-gabc"
+    libavcodec: tuple[int, int]
+    encoders: frozenset[str]
+    muxers: frozenset[str]
+    filters: frozenset[str]
+
+    def lacks(self, *, encoder: str | None = None, muxer: str | None = None,
+              filters: tuple[str, ...] = ()) -> str | None:
+        """Why this binary cannot do the job, or None if it can."""
+        if self.libavcodec < _MIN_LIBAVCODEC:
+            return f"FFmpeg {self.version} is older than {MIN_FFMPEG}"
+        if encoder is not None and encoder not in self.encoders:
+            return f"it has no {encoder} encoder"
+        if muxer is not None and muxer not in self.muxers:
+            return f"it cannot write {muxer}"
+        missing = [f for f in filters if f not in self.filters]
+        if missing:
+            return f"it has no {', '.join(missing)} filter"
+        return None
+
+    def describe(self) -> str:
+        return f"{self.path} (FFmpeg {self.version}, from {self.origin})"
+
+
+def find_ffmpeg(*, encoder: str | None = None, muxer: str | None = None,
+                filters: tuple[str, ...] = ()) -> str | None:
+    """The path of an ffmpeg able to do the job, or None (then use PyAV): see select_ffmpeg()."""
+    binary = select_ffmpeg(encoder=encoder, muxer=muxer, filters=filters)
+    return binary.path if binary else None
+
+
+def select_ffmpeg(*, encoder: str | None = None, muxer: str | None = None,
+                  filters: tuple[str, ...] = ()) -> FfmpegBinary | None:
+    """The first of ffmpeg on PATH, then imageio-ffmpeg's static binary, that runs, is at least
+    MIN_FFMPEG and has the encoder, muxer and filters asked for; None if neither does."""
+    for path, origin in _candidates():
+        binary = inspect_ffmpeg(path, origin)
+        reason = "it does not run" if binary is None else binary.lacks(encoder=encoder, muxer=muxer,
+                                                                       filters=filters)
+        if reason is None:
+            return binary
+        log.info("not using %s (from %s): %s", path, origin, reason)
+    return None
+
+
+def _candidates() -> Iterator[tuple[str, str]]:
     exe = shutil.which("ffmpeg")
     if exe:
-        return exe
+        yield exe, "PATH"
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        yield imageio_ffmpeg.get_ffmpeg_exe(), "imageio-ffmpeg"
     except Exception:  # not installed, or its binary is missing for this platform
+        return
+
+
+@functools.lru_cache(maxsize=8)
+def inspect_ffmpeg(path: str, origin: str) -> FfmpegBinary | None:
+    """Run `path` to learn its version, encoders, muxers and filters (once per process); None if it fails."""
+    try:
+        version_text = _run_ffmpeg(path, "-version")
+        encoders = _listed_names(_run_ffmpeg(path, "-encoders"))
+        muxers = _listed_names(_run_ffmpeg(path, "-muxers"))
+        filters = _listed_names(_run_ffmpeg(path, "-filters"))
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.info("%s (from %s) does not run: %s", path, origin, exc)
         return None
+    version = re.search(r"version (\S+)", version_text)
+    lavc = re.search(r"libavcodec\s+(\d+)\.\s*(\d+)", version_text)
+    if version is None or lavc is None:
+        log.info("%s (from %s) does not look like ffmpeg", path, origin)
+        return None
+    return FfmpegBinary(path, origin, version.group(1), (int(lavc.group(1)), int(lavc.group(2))),
+                        encoders, muxers, filters)
+
+
+def _run_ffmpeg(path: str, flag: str) -> str:
+    done = subprocess.run([path, "-hide_banner", flag], capture_output=True, text=True, errors="replace",
+                          timeout=_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL, check=True)
+    return done.stdout
+
+
+def _listed_names(text: str) -> frozenset[str]:
+    """Names from `ffmpeg -encoders/-muxers/-filters`: the word after a flags column such as
+    "V....D", " E" or "T.C"; legend lines ("V..... = Video") are skipped."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] != "=" and re.fullmatch(r"[A-Z.|]{1,8}", parts[0]):
+            names.update(parts[1].split(","))
+    return frozenset(names)
 
 
 class FrameEncoder(Protocol):
     def write(self, frames: np.ndarray) -> None: ...
     def close(self) -> None: ...
+    def interrupt(self) -> None: ...
     def abort(self) -> None: ...
 
 
@@ -108,13 +207,18 @@ def open_encoder(path: Path, *, width: int, height: int, rate: Fraction, color: 
     if not (_is_rgb(input_pix_fmt) or input_pix_fmt == settings.pix_fmt):
         raise EncoderError(f"encoder input must be packed RGB(A) or {settings.pix_fmt}, not {input_pix_fmt}")
     sar = sample_aspect_ratio if sample_aspect_ratio and sample_aspect_ratio != 1 else None
-    exe = find_ffmpeg() if settings.backend in ("auto", "ffmpeg") else None
-    if settings.backend == "ffmpeg" and exe is None:
-        raise EncoderError("--encoder ffmpeg was asked for but no ffmpeg binary was found")
-    if exe is not None:
-        return FfmpegProcessEncoder(path, width, height, rate, color, settings, exe, container_format,
+    binary = None
+    if settings.backend in ("auto", "ffmpeg"):
+        filters = (("scale",) if _needs_matrix(input_pix_fmt, settings.pix_fmt) else ()) + (("setsar",) if sar else ())
+        binary = select_ffmpeg(encoder=settings.codec, muxer=container_format, filters=filters)
+        if binary is None and settings.backend == "ffmpeg":
+            raise EncoderError(f"--encoder ffmpeg: no usable ffmpeg binary (FFmpeg >= {MIN_FFMPEG} with "
+                               f"{settings.codec}) on PATH or from imageio-ffmpeg; use --encoder pyav")
+    if binary is not None:
+        log.debug("encoding with %s", binary.describe())
+        return FfmpegProcessEncoder(path, width, height, rate, color, settings, binary.path, container_format,
                                     input_pix_fmt, sar, hdr)
-    log.info("no ffmpeg binary; encoding in-process with PyAV")
+    log.debug("encoding in-process with PyAV (libavcodec %s)", ".".join(map(str, av.library_versions["libavcodec"])))
     return PyAVEncoder(path, width, height, rate, color, settings, container_format, input_pix_fmt, sar, hdr)
 
 
@@ -126,24 +230,29 @@ class FfmpegProcessEncoder:
                  sar: Fraction | None, hdr: HdrMetadata | None) -> None:
         import ffmpeg  # ffmpeg-python
 
+        assert settings.pix_fmt is not None
         self._frame_bytes = _frame_bytes(input_pix_fmt, width, height)
+        tags = output_tags(color, settings.pix_fmt)
         # FFmpeg >= 7 carries colour tags on frames: tag the raw input, or output options are overridden.
-        tags = {"color_primaries": color.primaries_tag, "color_trc": color.trc_tag}
-        if not _is_rgb(input_pix_fmt):
-            tags.update(colorspace=color.matrix_tag, color_range=color.range_tag)
+        in_tags = output_tags(color, input_pix_fmt)
         src = ffmpeg.input("pipe:", format="rawvideo", pix_fmt=input_pix_fmt, s=f"{width}x{height}",
-                           framerate=f"{rate.numerator}/{rate.denominator}", **tags)
+                           framerate=f"{rate.numerator}/{rate.denominator}", **_tag_options(in_tags))
         scaled = src
-        if _is_rgb(input_pix_fmt) and not _is_rgb(settings.pix_fmt):
-            # The matrix/range of the RGB->YUV step must be the one we tag, or players shift colours.
-            scaled = src.filter("scale", out_color_matrix=_sws_matrix_name(color), out_range=color.range_tag,
-                                flags="bicubic+accurate_rnd+full_chroma_int")
+        if _needs_matrix(input_pix_fmt, settings.pix_fmt):
+            # The matrix/range of the RGB->YUV step must be the one we tag, or players shift colours;
+            # chroma siting is set explicitly to the centre we tag (see color.output_tags).
+            fmt = av.VideoFormat(settings.pix_fmt)
+            siting = {}
+            if fmt.chroma_width(64) < 64:
+                siting["out_h_chr_pos"] = 128
+            if fmt.chroma_height(64) < 64:
+                siting["out_v_chr_pos"] = 128
+            scaled = src.filter("scale", out_color_matrix=_sws_matrix_name(color), out_range=tags.range_tag,
+                                flags="bicubic+accurate_rnd+full_chroma_int", **siting)
         if sar is not None:
             scaled = scaled.filter("setsar", f"{sar.numerator}/{sar.denominator}")
         out_kwargs: dict[str, str] = {
-            "vcodec": settings.codec, "pix_fmt": settings.pix_fmt,
-            "colorspace": color.matrix_tag, "color_range": color.range_tag,
-            "color_primaries": color.primaries_tag, "color_trc": color.trc_tag,
+            "vcodec": settings.codec, "pix_fmt": settings.pix_fmt, **_tag_options(tags),
             **settings.codec_options(hdr),
         }
         if container_format:
@@ -153,14 +262,16 @@ class FfmpegProcessEncoder:
         # stderr goes to a file: a pipe nobody reads would fill and stall ffmpeg.
         self._stderr = tempfile.TemporaryFile()
         log.debug("encoder command: %s", " ".join(args))
-        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        # A session of its own: Ctrl-C in the terminal reaches vidsr only, which stops the encoder itself.
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                      start_new_session=True)
 
     def write(self, frames: np.ndarray) -> None:
         if frames.nbytes % self._frame_bytes:
             raise EncoderError(f"encoder got frames of the wrong size/type {frames.shape} {frames.dtype}")
         try:
             self._proc.stdin.write(np.ascontiguousarray(frames).data)
-        except (BrokenPipeError, OSError) as exc:
+        except (BrokenPipeError, OSError, ValueError) as exc:  # ValueError: stdin closed by abort()
             raise EncoderError(f"ffmpeg stopped: {self._error_text()}") from exc
 
     def close(self) -> None:
@@ -173,15 +284,28 @@ class FfmpegProcessEncoder:
             raise EncoderError(f"ffmpeg failed (exit {rc}): {self._error_text()}")
         self._stderr.close()
 
-    def abort(self) -> None:
+    def interrupt(self) -> None:
+        """Stop ffmpeg at once, from any thread: a write blocked on its full pipe fails instead of waiting."""
         if self._proc.poll() is None:
             self._proc.kill()
+
+    def abort(self) -> None:
+        self.interrupt()
         self._proc.wait()
+        try:
+            self._proc.stdin.close()
+        except OSError:  # the pipe is broken: the process is gone
+            pass
         self._stderr.close()
 
     def _error_text(self) -> str:
         if self._proc.poll() is None:
-            self._proc.wait(timeout=10)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                return "no message (still running)"
+        if self._proc.returncode is not None and self._proc.returncode < 0:
+            return f"killed by signal {-self._proc.returncode}"
         self._stderr.seek(0)
         lines = self._stderr.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else "no message"
@@ -193,20 +317,25 @@ class PyAVEncoder:
     def __init__(self, path: Path, width: int, height: int, rate: Fraction, color: ColorInfo,
                  settings: EncodeSettings, container_format: str | None, input_pix_fmt: str,
                  sar: Fraction | None, hdr: HdrMetadata | None) -> None:
+        assert settings.pix_fmt is not None
         self._input_pix_fmt = input_pix_fmt
+        tags = output_tags(color, settings.pix_fmt)
+        options = settings.codec_options(hdr)
+        if tags.chroma_location:
+            options["chroma_sample_location"] = tags.chroma_location
         self._container = av.open(str(path), mode="w", format=container_format)
-        stream = self._container.add_stream(settings.codec, rate=rate, options=settings.codec_options(hdr))
+        stream = self._container.add_stream(settings.codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
         ctx = stream.codec_context
-        ctx.colorspace, ctx.color_range = color.av_matrix, 2 if color.full_range else 1
-        ctx.color_primaries, ctx.color_trc = color.primaries, color.trc
+        ctx.colorspace, ctx.color_range = tags.av_matrix, 2 if tags.full_range else 1
+        ctx.color_primaries, ctx.color_trc = tags.av_primaries, tags.av_trc
         if sar is not None:
             ctx.sample_aspect_ratio = sar
-        self._stream, self._color, self._pix_fmt = stream, color, settings.pix_fmt
+        self._stream, self._color, self._pix_fmt, self._tags = stream, color, settings.pix_fmt, tags
         self._index = 0
 
     def write(self, frames: np.ndarray) -> None:
-        rng = "JPEG" if self._color.full_range else "MPEG"
+        rng = "JPEG" if self._tags.full_range else "MPEG"
         for img in frames:
             frame = av.VideoFrame.from_ndarray(img, format=self._input_pix_fmt)
             if self._input_pix_fmt != self._pix_fmt:
@@ -215,17 +344,34 @@ class PyAVEncoder:
                                        dst_color_range=rng, interpolation="BICUBIC")
             frame.pts = self._index
             self._index += 1
-            self._container.mux(self._stream.encode(frame))
+            try:
+                self._container.mux(self._stream.encode(frame))
+            except av.error.FFmpegError as exc:
+                raise EncoderError(f"encoding with {self._stream.codec_context.name} failed: {exc}") from exc
 
     def close(self) -> None:
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
+        try:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+        except av.error.FFmpegError as exc:
+            raise EncoderError(f"encoding with {self._stream.codec_context.name} failed: {exc}") from exc
+
+    def interrupt(self) -> None:
+        """Nothing to wake: writes run in-process and return on their own."""
 
     def abort(self) -> None:
         try:
             self._container.close()
         except av.error.FFmpegError:
             pass
+
+
+def _tag_options(tags: OutputTags) -> dict[str, str]:
+    opts = {"colorspace": tags.matrix, "color_range": tags.range_tag, "color_primaries": tags.primaries,
+            "color_trc": tags.trc}
+    if tags.chroma_location:
+        opts["chroma_sample_location"] = tags.chroma_location
+    return opts
 
 
 # Raw layouts the device side produces (see engine/pixfmt.py): bytes per pixel.
@@ -240,7 +386,13 @@ def _frame_bytes(pix_fmt: str, width: int, height: int) -> int:
 
 
 def _is_rgb(pix_fmt: str) -> bool:
+    """Packed RGB(A) as the device side produces it."""
     return pix_fmt.startswith("rgb")
+
+
+def _needs_matrix(input_pix_fmt: str, output_pix_fmt: str) -> bool:
+    """RGB frames to a YUV (or gray) format: a conversion whose matrix and range must be the tagged ones."""
+    return _is_rgb(input_pix_fmt) and not av.VideoFormat(output_pix_fmt).is_rgb
 
 
 def _sws_matrix_name(color: ColorInfo) -> str:

@@ -70,8 +70,11 @@ def mux_with_source(parts: Sequence[VideoPart], time_base: Fraction, source_path
     if convert:
         _mux_via_mkv_then_convert(parts, time_base, source_path, out_path, cut, layout, fmt)
         return
-    with av.open(str(source_path)) as src, _open_output(out_path, fmt) as out:
-        _mux(parts, time_base, src, out, cut, layout)
+    try:
+        with av.open(str(source_path)) as src, _open_output(out_path, fmt) as out:
+            _mux(parts, time_base, src, out, cut, layout)
+    except av.error.FFmpegError as exc:  # e.g. the trailer, written on close
+        raise EncoderError(f"writing {out_path.name} failed: {exc}") from exc
 
 
 def _open_output(path: Path, fmt: str) -> av.container.OutputContainer:
@@ -91,7 +94,7 @@ def check_streams_fit(source_path: Path, out_path: Path) -> None:
         if _needs_text_conversion(src, fmt):
             from vidsr.io.encode import find_ffmpeg
 
-            if find_ffmpeg() is None:
+            if find_ffmpeg(encoder="mov_text", muxer=fmt) is None:
                 raise EncoderError(f"{out_path.name}: text subtitles need converting to mov_text for "
                                    f"{out_path.suffix}, which needs an ffmpeg binary; write a .mkv instead")
             fmt = "matroska"  # what _mux_via_mkv_then_convert muxes into first
@@ -105,8 +108,7 @@ def check_streams_fit(source_path: Path, out_path: Path) -> None:
 def _needs_text_conversion(src: av.container.InputContainer, fmt: str) -> bool:
     if fmt not in ("mp4", "mov"):
         return False
-    return any(s.type == "subtitle" and s.codec_context.name in _TEXT_SUBTITLES - {"mov_text"}
-               for s in src.streams)
+    return any(s.type == "subtitle" and _codec_name(s) in _TEXT_SUBTITLES - {"mov_text"} for s in src.streams)
 
 
 def _mux_via_mkv_then_convert(parts: Sequence[VideoPart], time_base: Fraction, source_path: Path, out_path: Path,
@@ -114,7 +116,7 @@ def _mux_via_mkv_then_convert(parts: Sequence[VideoPart], time_base: Fraction, s
     """MP4 cannot hold SRT/ASS; mux into Matroska, then let ffmpeg turn the text into mov_text."""
     from vidsr.io.encode import find_ffmpeg
 
-    exe = find_ffmpeg()
+    exe = find_ffmpeg(encoder="mov_text", muxer=fmt)
     if exe is None:
         raise EncoderError(f"{out_path.name}: text subtitles need converting to mov_text for "
                            f"{out_path.suffix}, which needs an ffmpeg binary; write a .mkv instead")
@@ -168,12 +170,12 @@ def _mux(parts: Sequence[VideoPart], time_base: Fraction, src: av.container.Inpu
 
 def _add_copy(out: av.container.OutputContainer, stream: av.stream.Stream) -> av.stream.Stream | None:
     """An output stream copying `stream`, or an error naming it when the container cannot hold it."""
-    codec = stream.codec_context.name if stream.type != "attachment" else "attachment"
+    codec = _codec_name(stream) if stream.type != "attachment" else "attachment"
     if stream.type == "attachment":
         if out.format.name not in ("matroska", "webm"):
             raise EncoderError(f"attachment {stream.metadata.get('filename', stream.index)!r} (e.g. a font for "
                                f"subtitles) cannot go into {out.format.name}; write a .mkv instead")
-    elif codec not in out.supported_codecs:
+    elif codec is not None and codec not in out.supported_codecs:
         raise EncoderError(f"{stream.type} stream #{stream.index} ({codec}) cannot go into "
                            f"{out.format.name} without re-encoding; write a .mkv instead")
     try:
@@ -186,6 +188,12 @@ def _add_copy(out: av.container.OutputContainer, stream: av.stream.Stream) -> av
     if stream.time_base:
         sout.time_base = stream.time_base
     return sout
+
+
+def _codec_name(stream: av.stream.Stream) -> str | None:
+    """The stream's codec; None for streams PyAV opens no codec for (data streams such as timecode)."""
+    ctx = stream.codec_context
+    return ctx.name if ctx is not None else None
 
 
 def _copy_chapters(src: av.container.InputContainer, out: av.container.OutputContainer, cut: Cut | None) -> None:

@@ -41,6 +41,7 @@ class VideoInfo:
     rotation: int = 0             # display rotation, counter-clockwise degrees
     hdr_metadata: HdrMetadata = HdrMetadata()  # mastering display / content light level, if any
     sample_aspect_ratio: Fraction = Fraction(1)
+    timestamps: bool = True       # False: frames are timed by `rate` (raw H.264/HEVC elementary streams)
 
     @property
     def hdr(self) -> bool:
@@ -72,50 +73,82 @@ def open_container(path: Path) -> av.container.InputContainer:
         raise InputError(f"cannot read {path}: not a video or image FFmpeg recognises ({reason})") from exc
 
 
+# AVFMT_NOTIMESTAMPS: the demuxer gives packets no timestamps (raw H.264/HEVC elementary streams).
+_NO_TIMESTAMPS_FLAG = 0x80
+# Rates above this are a time base mistaken for a frame rate (damaged or odd headers), not video.
+_MAX_RATE = 1000
+
+
 def probe_video(path: Path) -> VideoInfo:
-    """Describe the first video stream of `path`; raise InputError if there is none."""
+    """Describe the first video stream of `path`; raise InputError naming the file and what is missing."""
     with open_container(path) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise InputError(f"input has no video stream ({', '.join(kinds)} only): {path}")
+        for other in container.streams:
+            # Copied as they are, but a stream must at least say what it holds.
+            if other.type in ("audio", "subtitle") and other.codec_context is None:
+                raise InputError(f"{other.type} stream #{other.index} has no codec FFmpeg recognises "
+                                 f"(damaged header?): {path}")
         stream = container.streams.video[0]
         ctx = stream.codec_context
-        if not ctx.width or not ctx.height:
-            raise InputError(f"video stream has no frame size (damaged header?): {path}")
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
-        frames = stream.frames or None
-        frames_exact = frames is not None
+        if ctx is None or not ctx.name:
+            raise InputError(f"video stream has no codec FFmpeg can decode (damaged header?): {path}")
+        codec = ctx.name
         duration = _video_duration(stream)
+        duration_exact = duration is not None
         if duration is None and container.duration:
             duration = container.duration / av.time_base
+        declared_frames = stream.frames or None
+        first = _first_frame(container, stream, path)
+        timestamps = first.timestamps and not (int(container.format.flags or 0) & _NO_TIMESTAMPS_FLAG)
+        rate = _frame_rate(stream, timestamps)
+        width, height = ctx.width or first.width, ctx.height or first.height
+        if not width or not height:
+            raise InputError(f"video stream has no frame size (damaged header?): {path}")
+        pix_fmt = ctx.pix_fmt or first.pix_fmt
+        if not pix_fmt:
+            raise InputError(f"video stream has no pixel format (damaged header?): {path}")
+        fmt = av.VideoFormat(pix_fmt)
+        frames = declared_frames
         if frames is None and duration:
             frames = round(duration * rate)
-        pix_fmt = ctx.pix_fmt or "yuv420p"
-        fmt = av.VideoFormat(pix_fmt)
-        first = _first_frame(container, stream, path)
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio
         return VideoInfo(
             path=path,
             container=container.format.name,
-            width=ctx.width,
-            height=ctx.height,
+            width=width,
+            height=height,
             pix_fmt=pix_fmt,
-            rate=Fraction(rate),
+            rate=rate,
             time_base=Fraction(stream.time_base or Fraction(1, 90000)),
             frames=frames,
-            frames_exact=frames_exact,
+            frames_exact=declared_frames is not None,
             duration_s=duration,
-            duration_exact=_video_duration(stream) is not None,
+            duration_exact=duration_exact,
             start_s=float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0,
-            color=resolve_color(ctx, ctx.height, pix_fmt),
-            codec=ctx.name,
+            color=resolve_color(ctx, width, height, pix_fmt),
+            codec=codec,
             bits=max(c.bits for c in fmt.components),
             alpha=len(fmt.components) in (2, 4),
             gray=len(fmt.components) in (1, 2) and not fmt.has_palette,
             rotation=first.rotation,
             hdr_metadata=first.hdr,
             sample_aspect_ratio=Fraction(sar) if sar else Fraction(1),
+            timestamps=timestamps,
         )
+
+
+def _frame_rate(stream: av.video.stream.VideoStream, timestamps: bool) -> Fraction:
+    """The nominal frame rate. Without timestamps it also times every frame, so it must be the
+    stream's own: the raw H.264/HEVC demuxers set an average rate of 25 whatever the stream
+    says, while the guessed rate comes from the stream's headers (SPS/VPS timing)."""
+    rates = [stream.guessed_rate, stream.average_rate] if not timestamps else [stream.average_rate,
+                                                                                stream.guessed_rate]
+    for rate in (*rates, stream.base_rate):
+        if rate and 0 < rate <= _MAX_RATE:
+            return Fraction(rate)
+    return Fraction(25)
 
 
 def _video_duration(stream: av.video.stream.VideoStream) -> float | None:
@@ -136,14 +169,35 @@ def _video_duration(stream: av.video.stream.VideoStream) -> float | None:
 class _FirstFrame:
     rotation: int
     hdr: HdrMetadata
+    width: int
+    height: int
+    pix_fmt: str | None
+    timestamps: bool       # whether the packets before it carried timestamps
 
 
 def _first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                  path: Path) -> _FirstFrame:
-    """Decode one frame: proves the video decodes at all, and gives what only frames carry."""
+    """Decode one frame: proves the video decodes at all, and gives what only frames carry.
+
+    Packets that fail to decode are skipped, as the decoder proper skips them (decode.py).
+    """
+    error: BaseException | None = None
+    timestamps: bool | None = None
     try:
-        for frame in container.decode(stream):
-            return _FirstFrame(int(round(frame.rotation or 0)) % 360, read_hdr_metadata(frame))
-    except av.error.FFmpegError as exc:
-        raise InputError(f"cannot decode the video of {path}: {exc}") from exc
+        for packet in container.demux(stream):
+            if timestamps is None and packet.size:
+                timestamps = packet.pts is not None or packet.dts is not None
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                error = exc
+                continue
+            for frame in frames:
+                return _FirstFrame(int(round(frame.rotation or 0)) % 360, read_hdr_metadata(frame), frame.width,
+                                   frame.height, frame.format.name if frame.format else None, bool(timestamps))
+    except (av.error.FFmpegError, EOFError) as exc:  # the demuxer gave up: damaged or cut short
+        error = exc
+    if error is not None:
+        reason = " ".join(str(getattr(error, "strerror", None) or error).split())
+        raise InputError(f"cannot decode the video of {path}: {reason}") from error
     raise InputError(f"no video frame could be decoded from {path}")
