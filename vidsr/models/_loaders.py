@@ -21,7 +21,7 @@ from vidsr.models._checkpoint import PICKLE_SUFFIXES, RESIZE_KEY, SAFETENSORS_SU
 from vidsr.models._descriptor import ModelDescriptor
 from vidsr.models._ncnn_format import NcnnLayer, parse_param, read_bin
 from vidsr.models._resize import ResizedOutput
-from vidsr.models._spandrel import PerImageCall, load_with_spandrel
+from vidsr.models._spandrel import SpandrelNet, load_with_spandrel
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def load_ncnn(param_path: Path, name: str | None = None) -> ModelDescriptor:
 def _unwrap(module: nn.Module) -> tuple[dict[str, torch.Tensor], float | None]:
     resize = module.factor if isinstance(module, ResizedOutput) else None
     # Wrappers hold no weights of their own: the file gets the network's names, as its users expect.
-    net = module.net if isinstance(module, (ResizedOutput, PerImageCall)) else module
+    net = module.net if isinstance(module, (ResizedOutput, SpandrelNet)) else module
     state_dict = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
     return state_dict, resize
 

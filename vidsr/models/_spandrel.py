@@ -21,29 +21,36 @@ from vidsr.models._descriptor import ModelDescriptor
 log = logging.getLogger(__name__)
 
 
-class PerImageCall(nn.Module):
-    """A spandrel net that its descriptor runs through a function of its own.
+class SpandrelNet(nn.Module):
+    """A network spandrel built, called the way its descriptor calls it, on a copy of the input.
 
-    Such functions add inputs (a noise-level map) or pick one of several outputs, and build
-    those extras for one image, so a batch goes through one image at a time.
+    The copy: some of these nets scale their input in place (RCAN: ``x *= rgb_range``), and the
+    engine's frames must survive a call, because tiles overlap and an out-of-memory retry runs
+    the same frames again. It costs one copy of the input, next to a whole network.
+    Nets whose descriptor runs them through a function of its own (adding a noise-level map,
+    picking one of several outputs) get a batch one image at a time, since those functions
+    build their extras for one image.
     """
 
-    def __init__(self, net: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, net: nn.Module, call: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None) -> None:
         super().__init__()
         self.net = net
         self.call = call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        if self.call is None:
+            return self.net(x)
         return torch.cat([self.call(self.net, x[i:i + 1]) for i in range(x.shape[0])])
 
 
-def _module(descriptor: object) -> nn.Module:
+def _module(descriptor: object) -> SpandrelNet:
     net: nn.Module = descriptor.model  # type: ignore[attr-defined]
     call = getattr(descriptor, "_call_fn", None)
     # spandrel's default is `lambda model, image: model(image)`, defined in ImageModelDescriptor.__init__.
-    if call is None or getattr(call, "__qualname__", "").startswith("ImageModelDescriptor.__init__"):
-        return net
-    return PerImageCall(net, call)
+    if call is not None and getattr(call, "__qualname__", "").startswith("ImageModelDescriptor.__init__"):
+        call = None
+    return SpandrelNet(net, call)
 
 
 def load_with_spandrel(checkpoint: Checkpoint, *, name: str, source: str) -> ModelDescriptor:
