@@ -140,12 +140,13 @@ def _assert_same_picture(got: np.ndarray, want: np.ndarray) -> None:
     """Equal code values, or 1 apart on a tiny fraction of samples.
 
     The CLI runs channels_last (its default), which adds up each convolution's terms in
-    another order; measured over these nets: at most 1 code value, at most 1 sample in 10,000.
+    another order; measured over these nets: 1 sample in 20,000 off by 1, the rest equal.
+    Allowed: 2 in 10,000 (at least one), off by 1.
     """
     assert got.shape == want.shape
     diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
     assert diff.max() <= 1
-    assert np.count_nonzero(diff) <= max(1, diff.size // 1000)
+    assert np.count_nonzero(diff) <= max(1, diff.size * 2 // 10_000)
 
 
 @pytest.mark.parametrize(("factory", "arch", "scale", "saver"), [a[1:] for a in ARCHS], ids=[a[0] for a in ARCHS])

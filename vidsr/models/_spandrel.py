@@ -60,7 +60,7 @@ def load_with_spandrel(checkpoint: Checkpoint, *, name: str, source: str) -> Mod
     except ImportError as exc:
         raise UnknownArchitectureError(
             f"{source}: not a Real-ESRGAN compact/RRDB net ({checkpoint.summary()}), and spandrel, which "
-            "knows some forty other architectures, is not installed: pip install 'spandrel>=0.4,<0.5'"
+            "knows some forty other architectures, is not installed: pip install 'spandrel>=0.4.1,<0.5'"
         ) from exc
     state_dict = spandrel.canonicalize_state_dict(dict(checkpoint.state_dict))
     support = next((s for s in spandrel.MAIN_REGISTRY.architectures("detection") if s.detect(state_dict)), None)
