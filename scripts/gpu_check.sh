@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device checks for the GPU machine (see ../shared/gpu/README.md), run from the repo root:
-#   bash ../shared/gpu/wheels.sh pyyaml && python scripts/export_weights.py animevideov3 --out .weights
+#   bash ../shared/gpu/wheels.sh pyyaml && mkdir -p .weights && python -m vidsr models export animevideov3 -o .weights/animevideov3.safetensors
 #   then, on the device (carry .whl and .weights): bash scripts/gpu_check.sh [phases...]
 # Phases: bench (issue 4, uncompiled), compile (issue 4, torch.compile), upscale (a real run),
 #         workers (issue 7: 1 vs 2 workers on one GPU), degrade (issue 5), train (issue 6: stage 1).

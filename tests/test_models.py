@@ -1,7 +1,6 @@
 """vidsr.models: networks, architecture detection, loaders, named models (CPU only)."""
 from __future__ import annotations
 
-import runpy
 import shutil
 import sys
 from collections.abc import Callable
@@ -12,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from vidsr.cli.main import main
 from vidsr.errors import ModelError, UnknownArchitectureError
 from vidsr.models import (
     ModelDescriptor,
@@ -87,7 +87,8 @@ def test_named_model_matches_ncnn(named: dict[str, ModelDescriptor], name: str, 
     ours = _run(model.module, torch.from_numpy(chw)[None])[0].numpy()
     reference = _ncnn_reference(Path(model.source), chw)
     assert ours.shape == reference.shape == (3, size * model.scale, size * model.scale)
-    assert np.abs(ours - reference).max() <= 1e-3
+    # Measured on these crops: at most 7.5e-7 (compact) and 6.4e-6 (RRDB), float32 sums in another order.
+    assert np.abs(ours - reference).max() < 1e-5
 
 
 # --- sizes and contract of the named models ----------------------------------------
@@ -225,10 +226,13 @@ def test_ncnn_weights_round_trip(named: dict[str, ModelDescriptor], tmp_path: Pa
     assert torch.equal(_run(reloaded.module, x), _run(original.module, x))
 
 
-def test_export_script_writes_loadable_safetensors(named: dict[str, ModelDescriptor], tmp_path: Path) -> None:
-    script = runpy.run_path(str(REPO / "scripts" / "export_weights.py"))
-    assert script["main"](["animevideov3-x3", "--out", str(tmp_path)]) == 0
-    model = load_model(tmp_path / "animevideov3-x3.safetensors")
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_models_export_writes_loadable_weights(named: dict[str, ModelDescriptor], tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"animevideov3-x3{suffix}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["models", "export", "animevideov3-x3", "-o", str(out)])
+    assert exit_.value.code == 0
+    model = load_model(out)
     assert (model.architecture, model.scale, model.num_params) == ("SRVGGNetCompact", 3, 621_424)
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     assert torch.equal(_run(model.module, x), _run(named["animevideov3-x3"].module, x))

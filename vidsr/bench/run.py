@@ -116,7 +116,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
                            lambda: sum(1 for _ in iter_frames(clip, info.color))))
 
         for precision, compiled in itertools.product(cfg.precisions, (False, True) if cfg.compile else (False,)):
-            dtype = pick_dtype(device, precision, model.supports_half)
+            dtype = pick_dtype(device, precision, model=model)
             up = FrameUpscaler(model, device=device, dtype=dtype, out_size=(out_w, out_h),
                                formatter=DeviceFormatter.for_encoder(cfg.encode.pix_fmt, out_w, out_h, info.color),
                                speed=SpeedOptions(compile=compiled))
@@ -147,7 +147,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
         rows.append(_timed("encode", _encode_label(cfg.encode, out_w, out_h), device,
                            lambda: _encode_only(cfg, clip, info, out_w, out_h, folder)))
 
-        dtype_auto = pick_dtype(device, cfg.precisions[0], model.supports_half)
+        dtype_auto = pick_dtype(device, cfg.precisions[0], model=model)
         for compiled in (False, True) if cfg.compile else (False,):
             progress(f"end to end{' compiled' if compiled else ''}")
             opts = UpscaleOptions(model=cfg.model, scale=cfg.scale, device=cfg.device, precision=cfg.precisions[0],

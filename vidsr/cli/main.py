@@ -9,7 +9,7 @@ import typer
 
 from vidsr.cli.bench_cmd import bench
 from vidsr.cli.errors import debug_mode, exit_at_once, reports_errors
-from vidsr.cli.models_cmd import models
+from vidsr.cli.models_cmd import app as models_app
 from vidsr.cli.upscale_cmd import upscale
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
          "Add --debug anywhere for full tracebacks and debug logging.",
 )
 app.command("upscale")(reports_errors(upscale))
-app.command("models")(reports_errors(models))
+app.add_typer(models_app, name="models")
 app.command("bench")(reports_errors(bench))
 
 

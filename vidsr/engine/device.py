@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 
 from vidsr.errors import OptionError
+from vidsr.models import ModelDescriptor
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,30 @@ def pick_device(spec: str) -> torch.device:
     raise OptionError(f"--device must be auto, cpu, cuda or cuda:N, not {spec!r}")
 
 
-def pick_dtype(device: torch.device, precision: str, supports_half: bool = True) -> torch.dtype:
-    """fp16 on CUDA by default; fp32 on CPU, where half precision is slow and inexact."""
+def pick_dtype(device: torch.device, precision: str, supports_half: bool = True, *,
+               model: ModelDescriptor | None = None) -> torch.dtype:
+    """The dtype to run a model in: fp16 on CUDA by default, fp32 on CPU (where half is slow and inexact).
+
+    A model whose descriptor says fp16 (or bf16) is unsafe runs in fp32 instead, with a warning,
+    whether half precision was asked for or is the default. Given `model`, its descriptor's
+    flags are used; else `supports_half` alone.
+    """
+    supports_bf16 = True
+    if model is not None:
+        supports_half, supports_bf16 = model.supports_half, model.supports_bf16
     if precision not in PRECISIONS:
         raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    asked = precision != "auto"
     if precision == "auto":
-        precision = "fp16" if device.type == "cuda" and supports_half else "fp32"
+        precision = "fp16" if device.type == "cuda" else "fp32"
     if precision in ("fp16", "bf16") and device.type != "cuda":
-        log.warning("%s is only used on CUDA; running in fp32 on %s", precision, device)
+        if asked:
+            log.warning("%s is only used on CUDA; running in fp32 on %s", precision, device)
+        return torch.float32
+    unsafe = (precision == "fp16" and not supports_half) or (precision == "bf16" and not supports_bf16)
+    if unsafe:
+        log.warning("%s (%s) is not safe in %s: running in fp32", model.name if model else "the model",
+                    model.architecture if model else "unknown architecture", precision)
         return torch.float32
     return _DTYPES[precision]
 

@@ -82,7 +82,7 @@ def upscale_image(input_path: Path, output: Path | None, options: UpscaleOptions
 
     device = pick_device(options.device)
     precision = "fp32" if image.bits > 8 and options.precision == "auto" else options.precision
-    dtype = pick_dtype(device, precision, model.supports_half)
+    dtype = pick_dtype(device, precision, model=model)
     out_w, out_h = output_size(image.width, image.height, scale)
     upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=(out_w, out_h),
                              formatter=_FloatRGB("rgb24", out_w, out_h, None), speed=options.speed)

@@ -11,18 +11,32 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def forward_padded(module: nn.Module, x: torch.Tensor, scale: int, multiple: int) -> torch.Tensor:
-    """module(x), reflect-padding H and W up to `multiple` and cropping the result back."""
+def padded_size(h: int, w: int, multiple: int, minimum: int = 0, square: bool = False) -> tuple[int, int]:
+    """The smallest (H, W) >= (h, w) that is a multiple of `multiple`, at least `minimum`, and square if asked."""
+    ph, pw = (-(-max(n, minimum) // multiple) * multiple for n in (h, w))
+    return (max(ph, pw),) * 2 if square else (ph, pw)  # type: ignore[return-value]
+
+
+def forward_padded(module: nn.Module, x: torch.Tensor, scale: int, multiple: int, *, minimum: int = 0,
+                   square: bool = False) -> torch.Tensor:
+    """module(x), padding H and W up to what the network needs (see padded_size) and cropping the result back.
+
+    The padding mirrors the picture; beyond what a mirror can reach (a frame smaller than
+    the padding) the edge repeats. This is the padding spandrel's own call applies.
+    """
     h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    y = module(x)
-    return y[..., : h * scale, : w * scale] if (pad_h or pad_w) else y
+    ph, pw = padded_size(h, w, multiple, minimum, square)
+    if (ph, pw) == (h, w):
+        return module(x)
+    reflect_h, reflect_w = min(ph - h, h - 1), min(pw - w, w - 1)
+    x = F.pad(x, (0, reflect_w, 0, reflect_h), mode="reflect")
+    if (reflect_h, reflect_w) != (ph - h, pw - w):
+        x = F.pad(x, (0, pw - w - reflect_w, 0, ph - h - reflect_h), mode="replicate")
+    return module(x)[..., : h * scale, : w * scale]
 
 
 def forward_tiled(module: nn.Module, x: torch.Tensor, scale: int, multiple: int, *, tile: int,
-                  pad: int) -> torch.Tensor:
+                  pad: int, minimum: int = 0, square: bool = False) -> torch.Tensor:
     """The same result as forward_padded (up to the network's receptive field beyond `pad`)."""
     n, _, h, w = x.shape
     out: torch.Tensor | None = None
@@ -31,7 +45,7 @@ def forward_tiled(module: nn.Module, x: torch.Tensor, scale: int, multiple: int,
             bottom, right = min(top + tile, h), min(left + tile, w)
             t0, l0 = max(top - pad, 0), max(left - pad, 0)
             t1, l1 = min(bottom + pad, h), min(right + pad, w)
-            y = forward_padded(module, x[..., t0:t1, l0:l1], scale, multiple)
+            y = forward_padded(module, x[..., t0:t1, l0:l1], scale, multiple, minimum=minimum, square=square)
             if out is None:
                 out = y.new_empty((n, y.shape[1], h * scale, w * scale))
             out[..., top * scale:bottom * scale, left * scale:right * scale] = \

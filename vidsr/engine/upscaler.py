@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vidsr.engine.channels import rgb_network
 from vidsr.engine.device import is_oom
 from vidsr.engine.pixfmt import DeviceFormatter
 from vidsr.engine.tiling import forward_padded, forward_tiled
@@ -69,7 +70,9 @@ class FrameUpscaler:
         self.micro_batch = micro_batch
         self.tile = self.speed.tile
         self.is_cuda = device.type == "cuda"
-        module = model.module.to(device=device, dtype=dtype).eval()
+        # Alpha reaches the network only where it takes RGBA; every model gets the engine's resized alpha.
+        self.network_channels = 4 if model.input_channels == 4 else 3
+        module = rgb_network(model).to(device=device, dtype=dtype).eval()
         if self.speed.channels_last:
             module = module.to(memory_format=torch.channels_last)
         if self.is_cuda:
@@ -152,7 +155,7 @@ class FrameUpscaler:
             j = min(i + self.micro_batch, x.shape[0])
             try:
                 chunk = self.to_float(x[i:j])
-                y = self._finish(self._network(chunk[:, :3]), chunk[:, 3:])
+                y = self._finish(self._network(chunk[:, :self.network_channels]), chunk[:, 3:])
                 del chunk
                 if out is None:
                     out = self._output_buffer(y, x.shape[0])
@@ -181,11 +184,12 @@ class FrameUpscaler:
         return self.process(self.upload(rgb)).cpu()
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB(A) [N, 3|4, H, W] -> RGB, scale times larger (alpha only reaches RGBA models)."""
         m = self.model
         if self.tile:
             return forward_tiled(self.eager_module, x, m.scale, m.size_multiple, tile=self.tile,
-                                 pad=self.speed.tile_pad)
-        return forward_padded(self.module, x, m.scale, m.size_multiple)
+                                 pad=self.speed.tile_pad, minimum=m.min_size, square=m.square)
+        return forward_padded(self.module, x, m.scale, m.size_multiple, minimum=m.min_size, square=m.square)
 
     def _finish(self, y: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         y = self._resize(y)

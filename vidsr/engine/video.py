@@ -111,7 +111,7 @@ def encode_part(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor
     """Upscale the frames of the window (or `pts_range`) into a video-only file; return what decoding saw."""
     info = plan.info
     device = pick_device(device_spec)
-    dtype = pick_dtype(device, options.precision, model.supports_half)
+    dtype = pick_dtype(device, options.precision, model=model)
     out_w, out_h = plan.out_size
     formatter = DeviceFormatter.for_encoder(plan.encode.pix_fmt, out_w, out_h, info.color, alpha=info.alpha)
     upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=plan.out_size, formatter=formatter,

@@ -1,11 +1,11 @@
 """Super-resolution networks and how to load them.
 
 >>> from vidsr.models import load_model
->>> model = load_model("animevideov3")          # or a .pth / .safetensors / .param path
->>> model.scale, model.size_multiple
-(4, 1)
+>>> model = load_model("animevideov3")   # or a .pth / .pt / .ckpt / .safetensors / .param path
+>>> model.scale, model.size_multiple, model.precisions
+(4, 1, ('fp32', 'fp16', 'bf16'))
 """
-from vidsr.models._api import list_models, load_model
+from vidsr.models._api import export_model, list_models, load_model
 from vidsr.models._descriptor import ModelDescriptor, ModelInfo
 from vidsr.models._loaders import save_pth, save_safetensors
 from vidsr.models.compact import SRVGGNetCompact
@@ -16,6 +16,7 @@ __all__ = [
     "ModelInfo",
     "RRDBNet",
     "SRVGGNetCompact",
+    "export_model",
     "list_models",
     "load_model",
     "save_pth",

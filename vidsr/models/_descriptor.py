@@ -10,11 +10,16 @@ from torch import nn
 class ModelDescriptor:
     """A loaded model and the contract for running it.
 
-    ``module`` takes float32 NCHW RGB in [0, 1], with H and W multiples of
-    ``size_multiple``, and returns NCHW RGB ``scale`` times larger. The output is not
-    clamped: callers clamp after any blending they do. The module is in eval mode, on
-    CPU, in float32 with gradients off; the caller moves and casts it.
-    ``supports_half`` says float16/bfloat16 inference gives usable results.
+    ``module`` takes float NCHW images in [0, 1] with ``input_channels`` channels (3: RGB,
+    1: gray, 4: RGBA) and returns NCHW images with ``output_channels`` channels, ``scale``
+    times larger. H and W must be multiples of ``size_multiple`` and at least
+    ``min_size`` (and equal, where ``square``): the engine pads to that and crops the result.
+    The output is not clamped: callers clamp after any blending they do. The module is in
+    eval mode, on CPU, in float32 with gradients off; the caller moves and casts it.
+    ``supports_half`` says float16 inference gives usable results, ``supports_bf16`` the
+    same for bfloat16. ``loader`` names the code that built the module: ``"vidsr"`` for
+    this package's own networks (the official weights, ncnn imports, training) or
+    ``"spandrel"`` for the community architectures that library detects.
     """
 
     name: str
@@ -25,6 +30,18 @@ class ModelDescriptor:
     source: str
     size_multiple: int = 1
     supports_half: bool = True
+    supports_bf16: bool = True
+    input_channels: int = 3
+    output_channels: int = 3
+    min_size: int = 0
+    square: bool = False
+    loader: str = "vidsr"
+    tags: tuple[str, ...] = ()
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The --precision values this model runs in with usable results."""
+        return ("fp32",) + (("fp16",) if self.supports_half else ()) + (("bf16",) if self.supports_bf16 else ())
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Loading weights by file type into a ModelDescriptor, and saving them back.
 
-Every path into a module goes through ``_describe``: one place that builds the net,
-loads it strictly and fills in the descriptor.
+Every path into one of vidsr's own modules goes through ``_describe``: one place that
+builds the net, loads it strictly and fills in the descriptor; spandrel's go through
+``_spandrel.load_with_spandrel``.
 """
 from __future__ import annotations
 
@@ -16,19 +17,17 @@ from torch import nn
 from vidsr.errors import ModelError
 from vidsr.models import registry
 from vidsr.models._architecture import Architecture, NetKwargs
+from vidsr.models._checkpoint import PICKLE_SUFFIXES, RESIZE_KEY, SAFETENSORS_SUFFIX, read_checkpoint
 from vidsr.models._descriptor import ModelDescriptor
 from vidsr.models._ncnn_format import NcnnLayer, parse_param, read_bin
 from vidsr.models._resize import ResizedOutput
+from vidsr.models._spandrel import SpandrelNet, load_with_spandrel
 
 log = logging.getLogger(__name__)
 
-STATE_DICT_SUFFIXES = (".pth", ".pt", ".safetensors")
+STATE_DICT_SUFFIXES = (*PICKLE_SUFFIXES, SAFETENSORS_SUFFIX)
 NCNN_SUFFIX = ".param"
 SUFFIXES = (*STATE_DICT_SUFFIXES, NCNN_SUFFIX)
-
-# A bicubic output resize has no weights, so checkpoints record it beside them:
-# as safetensors metadata, or as a top-level entry next to params_ema in a .pth.
-_RESIZE_KEY = "vidsr_output_resize"
 
 
 def _scale_with_resize(arch: Architecture, kwargs: NetKwargs, resize: float | None) -> int:
@@ -66,58 +65,39 @@ def _describe(
         source=source,
         size_multiple=arch.size_multiple(kwargs),
         supports_half=True,
+        supports_bf16=True,
+        input_channels=int(kwargs.get("num_in_ch", 3)),
+        output_channels=int(kwargs.get("num_out_ch", 3)),
     )
 
 
-# --- .pth / .pt / .safetensors -------------------------------------------------------
-
-
-def normalise_state_dict(raw: Mapping[str, object], source: str) -> dict[str, torch.Tensor]:
-    """Unwrap BasicSR checkpoints (``params_ema`` preferred over ``params``) and strip ``module.``."""
-    for wrapper in ("params_ema", "params"):
-        if isinstance(raw.get(wrapper), Mapping):
-            raw = raw[wrapper]  # type: ignore[assignment]
-            break
-    state_dict: dict[str, torch.Tensor] = {}
-    for key, value in raw.items():
-        if not isinstance(value, torch.Tensor):
-            raise ModelError(f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor")
-        # DataParallel / DDP checkpoints prefix every name with "module.".
-        state_dict[key.removeprefix("module.")] = value
-    return state_dict
-
-
-def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], float | None]:
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe pickles
-        raise ModelError(f"cannot load {path} as a PyTorch checkpoint: {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise ModelError(f"{path} holds a {type(raw).__name__}, not a state dict")
-    resize = raw.get(_RESIZE_KEY)
-    weights = {k: v for k, v in raw.items() if k != _RESIZE_KEY}
-    return normalise_state_dict(weights, str(path)), None if resize is None else float(resize)
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], float | None]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            raw = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise ModelError(f"cannot load {path} as safetensors: {exc}") from exc
-    resize = metadata.get(_RESIZE_KEY)
-    return normalise_state_dict(raw, str(path)), None if resize is None else float(resize)
+# --- .pth / .pt / .ckpt / .safetensors ---------------------------------------------------
 
 
 def load_state_dict_file(path: Path, name: str | None = None) -> ModelDescriptor:
-    """Load a ``.pth``/``.pt``/``.safetensors`` checkpoint, detecting its architecture."""
-    reader = _read_safetensors if path.suffix.lower() == ".safetensors" else _read_pth
-    state_dict, resize = reader(path)
-    arch, kwargs = registry.detect_state_dict(state_dict, str(path))
-    return _describe(name or path.stem, str(path), arch, kwargs, state_dict, resize)
+    """Load a weights file, detecting its architecture.
+
+    vidsr's own networks come first: Real-ESRGAN's compact and RRDB layouts are what the
+    official weights, ncnn imports and training use, and built here they can be saved,
+    fine-tuned and checked against ncnn. Everything else, and any file they detect but
+    cannot load, goes to spandrel.
+    """
+    checkpoint = read_checkpoint(path)
+    name, source = name or path.stem, str(path)
+    hit = registry.find_state_dict_architecture(checkpoint.state_dict)
+    if hit is not None:
+        arch, kwargs = hit
+        try:
+            return _describe(name, source, arch, kwargs, checkpoint.state_dict, checkpoint.resize)
+        except ModelError as ours:
+            try:
+                return load_with_spandrel(checkpoint, name=name, source=source)
+            except ModelError:
+                raise ours from None
+    if checkpoint.resize is not None:
+        raise ModelError(f"{source}: records an output resize ({RESIZE_KEY}) but its weights are not a "
+                         f"{registry.names()} net ({checkpoint.summary()})")
+    return load_with_spandrel(checkpoint, name=name, source=source)
 
 
 # --- ncnn .param + .bin ---------------------------------------------------------------
@@ -177,17 +157,18 @@ def load_ncnn(param_path: Path, name: str | None = None) -> ModelDescriptor:
 
 def _unwrap(module: nn.Module) -> tuple[dict[str, torch.Tensor], float | None]:
     resize = module.factor if isinstance(module, ResizedOutput) else None
-    net = module.net if isinstance(module, ResizedOutput) else module
+    # Wrappers hold no weights of their own: the file gets the network's names, as its users expect.
+    net = module.net if isinstance(module, (ResizedOutput, SpandrelNet)) else module
     state_dict = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
     return state_dict, resize
 
 
 def save_safetensors(module: nn.Module, path: str | Path) -> Path:
-    """Save ``module``'s weights with Real-ESRGAN parameter names as ``.safetensors``."""
+    """Save ``module``'s weights under its own parameter names (Real-ESRGAN's for our nets) as ``.safetensors``."""
     from safetensors.torch import save_file
 
     state_dict, resize = _unwrap(module)
-    metadata = {} if resize is None else {_RESIZE_KEY: repr(resize)}
+    metadata = {} if resize is None else {RESIZE_KEY: repr(resize)}
     path = Path(path)
     save_file(state_dict, str(path), metadata=metadata)
     return path
@@ -198,7 +179,7 @@ def save_pth(module: nn.Module, path: str | Path) -> Path:
     state_dict, resize = _unwrap(module)
     checkpoint: dict[str, object] = {"params_ema": state_dict}
     if resize is not None:
-        checkpoint[_RESIZE_KEY] = resize
+        checkpoint[RESIZE_KEY] = resize
     path = Path(path)
     torch.save(checkpoint, path)
     return path

@@ -1,4 +1,4 @@
-"""The one list of architectures vidsr can load, and detection over it."""
+"""The one list of vidsr's own architectures, and detection over it (spandrel knows the rest)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,25 +15,17 @@ ARCHITECTURES: tuple[Architecture, ...] = (
 )
 
 
-def _names() -> str:
-    return ", ".join(arch.name for arch in ARCHITECTURES)
+def names() -> str:
+    return "/".join(arch.name for arch in ARCHITECTURES)
 
 
-def _summary(keys: Sequence[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
-
-
-def detect_state_dict(state_dict: StateDict, source: str) -> tuple[Architecture, NetKwargs]:
-    """Find the architecture whose parameter names and shapes fit ``state_dict``."""
+def find_state_dict_architecture(state_dict: StateDict) -> tuple[Architecture, NetKwargs] | None:
+    """The architecture whose parameter names and shapes fit ``state_dict``, or None."""
     for arch in ARCHITECTURES:
         kwargs = arch.detect(state_dict)
         if kwargs is not None:
             return arch, kwargs
-    raise UnknownArchitectureError(
-        f"{source}: weights match no known architecture ({_names()}); "
-        f"saw keys {_summary(list(state_dict)) or '(none)'}"
-    )
+    return None
 
 
 def detect_ncnn(layers: Sequence[NcnnLayer], source: str) -> tuple[Architecture, NetKwargs]:
@@ -44,6 +36,6 @@ def detect_ncnn(layers: Sequence[NcnnLayer], source: str) -> tuple[Architecture,
             return arch, kwargs
     types = sorted({layer.type for layer in layers})
     raise UnknownArchitectureError(
-        f"{source}: ncnn graph matches no known architecture ({_names()}); "
+        f"{source}: ncnn graph matches no known architecture ({names()}); "
         f"saw layer types {', '.join(types) or '(none)'}"
     )

@@ -29,6 +29,9 @@ def pretrained_state_dict(name_or_path: str) -> dict[str, torch.Tensor]:
     """The weights of a model name or file accepted by :func:`vidsr.models.load_model`."""
     model = load_model(name_or_path)
     module = model.module
+    if model.loader != "vidsr":
+        raise ModelError(f"pretrained {name_or_path!r} is a {model.architecture} (loaded through spandrel); "
+                         "vidsr trains its own compact and RRDB nets only")
     if not isinstance(module, (SRVGGNetCompact, RRDBNet)):
         raise ModelError(f"pretrained {name_or_path!r} is a {model.architecture} with an output resize "
                          f"(x{model.scale} from a larger net); it cannot be fine-tuned as a x{model.scale} net")
