@@ -124,7 +124,7 @@ def compare(input: Path | str, output: Path | str, *, models: Sequence[str], sca
     head = _heading(input, picture, crop, (w, h), scale)
     image, boxes = _layout(head, [(label, pixels) for label, _, pixels in tiles])
     with atomic_output(output) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", optimize=True)
     panels = tuple(Panel(label, model_name, box) for (label, model_name, _), box in zip(tiles, boxes))
     return CompareResult(output, image.width, image.height, crop, scale, (panel_w, panel_h), picture.time,
                          picture.frame, panels)
