@@ -9,9 +9,11 @@ native scale is resized to it as `upscale -s` would.
 
 Only the crop is upscaled, with `CONTEXT` input pixels of real picture around it, which
 the network sees and the panel leaves out: the crop's pixels then come out as in a
-whole-frame run (exactly for receptive fields within `CONTEXT`, as SRVGGNetCompact's 17
-pixels; for deeper nets the difference is far below what the eye sees), at a fraction of
-the cost, so this runs on a CPU. Images with alpha are composited onto white first.
+whole-frame run (the same up to float rounding for receptive fields within `CONTEXT`, as
+SRVGGNetCompact's 18 pixels; RRDBNet sees further: on a 32x32 crop of a bg_meadow frame,
+x4plus and x4plus-anime panels differ from the whole-frame run by 0.1-0.2 code values on
+average, at most 5, more than 2 on under 0.1% of the pixels), at a fraction of the cost, so
+this runs on a CPU. Images with alpha are composited onto white first.
 """
 from __future__ import annotations
 
