@@ -20,8 +20,10 @@ from vidsr.io.probe import is_image
 
 
 def upscale(
-    inputs: list[Path] = typer.Argument(..., metavar="INPUT...",
-                                        help="Video, image (PNG/JPEG/WebP...), several of them, or folders."),
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT",
+                                        help="Video, image (PNG/JPEG/WebP...), several of them, or folders. Several "
+                                        "make a queue: outputs that exist are skipped (a rerun continues), a file "
+                                        "that fails is reported and the rest go on; exit 1 if any failed."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="Output file (default: INPUT_x<scale>.<ext>); for folders or "
                                           "several inputs, an output folder (outputs keep their names)."),
@@ -68,12 +70,7 @@ def upscale(
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
-    """Upscale a video (every audio stream copied untouched) or a still image; or a queue of them.
-
-    A folder or several inputs make a queue: outputs that exist are skipped (so a rerun
-    continues), a file that fails is reported and the rest go on, a table sums up, and the
-    exit status is 1 if any file failed.
-    """
+    """Upscale a video (every audio stream copied untouched) or a still image, or a queue of them."""
     if encoder not in ("auto", "ffmpeg", "pyav"):
         raise typer.BadParameter("must be auto, ffmpeg or pyav", param_hint="--encoder")
     if precision == "auto" and half is not None:

@@ -149,6 +149,7 @@ def upscale_many(inputs: Sequence[Path], output_dir: Path | None, options: Upsca
     """
     options = options.validated()
     inputs = [Path(p) for p in inputs]
+    output_dir = Path(output_dir) if output_dir is not None else None
     if not inputs:
         raise OptionError("no input given")
     if output_dir is not None:
@@ -158,8 +159,9 @@ def upscale_many(inputs: Sequence[Path], output_dir: Path | None, options: Upsca
     items = collect_inputs(inputs, recursive=recursive, glob=glob, exclude=output_dir)
     if not items:
         where = ", ".join(str(p) for p in inputs)
+        nested = not recursive and any(d.is_dir() for p in inputs if p.is_dir() for d in p.iterdir())
         raise InputError(f"nothing to upscale in {where}" + (f" matching --glob {glob!r}" if glob else "")
-                         + ("" if recursive else " (add --recursive for subfolders)"))
+                         + (" (add --recursive for subfolders)" if nested else ""))
     model = load_model(options.model)
     scale = options.scale or float(model.scale)
     claimed: dict[Path, Path] = {}
@@ -187,7 +189,8 @@ def upscale_many(inputs: Sequence[Path], output_dir: Path | None, options: Upsca
 def _one(item: QueueItem, output_dir: Path | None, options: UpscaleOptions, model: ModelDescriptor, scale: float,
          chunks: ChunkOptions | None, claimed: dict[Path, Path], kept: dict[Path, Path]) -> FileResult:
     if item.kind == "other":
-        return FileResult(item.input, None, "skipped", reason=f"not a video or image ({item.input.suffix or 'no suffix'})")
+        what = item.input.suffix or "no suffix"
+        return FileResult(item.input, None, "skipped", reason=f"not a video or image ({what})")
     output: Path | None = None
     try:
         output = _claim(_output_for(item, output_dir, options, scale), item, claimed, kept)
