@@ -5,20 +5,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_cli
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from vidsr.cli.degrade_cmd import degrade
+from vidsr.engine.crop import most_detailed_window
 from vidsr.errors import InputError, InputNotFoundError, OptionError, OutputExistsError
 
 
-def tiles(sheet: Path, columns: int, count: int) -> list[np.ndarray]:
+def tiles(sheet: Path, columns: int, count: int, side: int = 64) -> list[np.ndarray]:
     """The image part of each cell, cut from the sheet (cells are equal; tiles sit at the top-left + 6 px)."""
     arr = np.asarray(Image.open(sheet).convert("RGB"))
     rows = -(-count // columns)
     cell_h, cell_w = arr.shape[0] // rows, arr.shape[1] // columns
-    return [arr[(i // columns) * cell_h + 6:(i // columns) * cell_h + 6 + 64,
-                (i % columns) * cell_w + 6:(i % columns) * cell_w + 6 + 64] for i in range(count)]
+    return [arr[(i // columns) * cell_h + 6:(i // columns) * cell_h + 6 + side,
+                (i % columns) * cell_w + 6:(i % columns) * cell_w + 6 + side] for i in range(count)]
 
 
 def test_contact_sheet_of_an_image(media: Path, tmp_path: Path) -> None:
@@ -79,3 +81,28 @@ def test_command_line(media: Path, tmp_path: Path) -> None:
     assert out.is_file() and "wrote" in r.stderr
     r = run_cli("degrade", image, "-o", str(out), "-n", "2", "--crop", "64")
     assert r.returncode == 1 and r.stderr.startswith("vidsr: error:") and "--overwrite" in r.stderr
+
+
+def test_crop_goes_where_the_detail_is(media: Path, tmp_path: Path) -> None:
+    """A wall with a small figure off-centre: the degraded square shows the figure, not the empty wall."""
+    with Image.open(media / "images" / "photo" / "lomiri1604_Bridge_by_Sander_Klootwijk.jpg") as im:
+        wall = im.convert("RGB").resize((480, 320)).filter(ImageFilter.GaussianBlur(20))
+    with Image.open(media / "images" / "anime" / "sylvie_green_smile.png") as im:
+        figure = im.convert("RGBA").resize((36, 76))
+    wall.paste(figure, (40, 200), figure)
+    src = tmp_path / "wall.png"
+    wall.save(src)
+    out = tmp_path / "sheet.png"
+    degrade(src, output=out, n=1, config="anime_video", seed=0, scale=4, crop=128, frames=1, start=0.0,
+            codec_prob=0.0, columns=2, overwrite=False)
+    shown = tiles(out, 2, 2, side=128)[0]
+    canvas = np.asarray(wall)
+    left, top = most_detailed_window(torch.from_numpy(canvas.copy()).permute(2, 0, 1).float() / 255, 128, 128)
+    assert np.array_equal(shown, canvas[top:top + 128, left:left + 128])  # the square degraded is the one picked
+    assert left <= 40 and top <= 200 and left + 128 >= 76 and top + 128 >= 276  # and it holds the whole figure
+    centre = canvas[96:224, 176:304]
+
+    def detail(x: np.ndarray) -> float:
+        return float(np.abs(np.diff(x.astype(np.float64), axis=1)).mean())
+
+    assert detail(shown) > 5 * detail(centre)  # where the old centre crop saw an almost blank square

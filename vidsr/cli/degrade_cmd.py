@@ -10,12 +10,11 @@ import numpy as np
 import torch
 import typer
 
+from vidsr.engine.crop import Crop, place_crop
 from vidsr.errors import InputError, InputNotFoundError, OptionError, OutputExistsError
+from vidsr.io.probe import is_image
 
 log = logging.getLogger(__name__)
-
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-
 
 def _read_image(path: Path) -> torch.Tensor:
     """``[1, 3, H, W]`` float in [0, 1]; transparency is composited over white."""
@@ -59,13 +58,15 @@ def _read_video(path: Path, frames: int, start: float) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
 
 
-def _center_crop(x: torch.Tensor, crop: int, scale: int) -> torch.Tensor:
+def _detail_crop(x: torch.Tensor, crop: int, scale: int, shown: int) -> tuple[torch.Tensor, Crop]:
+    """A square of side ``crop`` (a multiple of ``scale``) where frame ``shown`` of ``x`` has the most detail."""
     h, w = x.shape[-2:]
     side = min(crop, h, w) // scale * scale
     if side < 8 * scale:
         raise InputError(f"input is {w}x{h}: too small for a crop of at least {8 * scale} pixels at x{scale}")
-    top, left = (h - side) // 2, (w - side) // 2
-    return x[..., top:top + side, left:left + side]
+    where = place_crop(x[shown], Crop(side, side))
+    left, top, right, bottom = where.box()
+    return x[..., top:bottom, left:right], where
 
 
 def degrade(
@@ -76,7 +77,8 @@ def degrade(
                                help="Shipped config (realesrgan_video, anime_video) or a YAML file."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draws; the same seed gives the same sheet."),
     scale: int = typer.Option(4, "-s", "--scale", help="HR size / LR size."),
-    crop: int = typer.Option(256, "--crop", help="Side of the centre crop degraded (HR pixels)."),
+    crop: int = typer.Option(256, "--crop", help="Side of the square degraded (HR pixels), placed where the "
+                             "picture has the most detail."),
     frames: int = typer.Option(5, "--frames", help="Video input: consecutive frames read for the codec stage."),
     start: float = typer.Option(0.0, "--start", help="Video input: seconds into the video to read from."),
     codec_prob: Optional[float] = typer.Option(None, "--codec-prob",
@@ -106,25 +108,26 @@ def degrade(
     if codec_prob is not None:
         cfg = dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, prob=codec_prob))
 
-    is_image = input.suffix.lower() in _IMAGE_SUFFIXES
-    if is_image:
-        source = _center_crop(_read_image(input), crop, scale)  # [1, 3, S, S]
+    still = is_image(input)
+    if still:
+        source, where = _detail_crop(_read_image(input), crop, scale, 0)  # [1, 3, S, S]
         hr = source.expand(n, -1, -1, -1).contiguous()
         shown = source[0]
     else:
-        clip = _center_crop(_read_video(input, frames, start), crop, scale)  # [T, 3, S, S]
+        clip = _read_video(input, frames, start)
+        clip, where = _detail_crop(clip, crop, scale, clip.shape[0] // 2)  # [T, 3, S, S]
         hr = clip[None].expand(n, -1, -1, -1, -1).contiguous()
         shown = clip[clip.shape[0] // 2]
 
     with HighOrderDegradation(cfg, seed=seed) as pipeline:
         lr, params = pipeline(hr, scale)
-    if not is_image:
+    if not still:
         lr = lr[:, lr.shape[1] // 2]  # the middle frame of each degraded clip
 
     side = shown.shape[-1]
-    head = [f"input: {input.name}", f"HR crop {side}x{side}, LR {side // scale}x{side // scale} shown x{scale}",
+    head = [f"input: {input.name}", f"HR crop {where}, LR {side // scale}x{side // scale} shown x{scale}",
             f"config {Path(config).stem}, seed {seed}"]
-    if not is_image:
+    if not still:
         head.append(f"middle of {hr.shape[1]} frames from {start:g} s")
     captions = [head] + [[f"#{i + 1}"] + describe(SampleParams.from_dict(p)) for i, p in enumerate(params)]
     sheet = contact_sheet([shown, *lr.unbind(0)], captions, columns=columns, tile_size=(side, side))

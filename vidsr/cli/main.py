@@ -8,6 +8,7 @@ import sys
 import typer
 
 from vidsr.cli.bench_cmd import bench
+from vidsr.cli.compare_cmd import compare
 from vidsr.cli.errors import debug_mode, exit_at_once, reports_errors
 from vidsr.cli.models_cmd import app as models_app
 from vidsr.cli.upscale_cmd import upscale
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.command("upscale")(reports_errors(upscale))
 app.add_typer(models_app, name="models")
+app.command("compare")(reports_errors(compare))
 app.command("bench")(reports_errors(bench))
 
 

@@ -1,12 +1,15 @@
-"""`vidsr upscale`: options in, one library call, a one-line summary out."""
+"""`vidsr upscale`: options in, one library call, a one-line summary (or, for a queue, a table) out."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from tqdm import tqdm
 
+from vidsr.engine.batch import BatchResult, FileResult, is_batch, upscale_many
 from vidsr.engine.chunked import ChunkOptions, parse_devices, upscale_video_chunked
 from vidsr.engine.image import upscale_image
 from vidsr.engine.upscaler import SpeedOptions
@@ -17,9 +20,17 @@ from vidsr.io.probe import is_image
 
 
 def upscale(
-    input: Path = typer.Argument(..., help="Video or image (PNG/JPEG/WebP) to upscale."),
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT",
+                                        help="Video, image (PNG/JPEG/WebP...), several of them, or folders. Several "
+                                        "make a queue: outputs that exist are skipped (a rerun continues), a file "
+                                        "that fails is reported and the rest go on; exit 1 if any failed."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Output file (default: INPUT_x<scale>.<ext>)."),
+                                          help="Output file (default: INPUT_x<scale>.<ext>); for folders or "
+                                          "several inputs, an output folder (outputs keep their names)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Folders: take files in subfolders too "
+                                   "(their outputs keep the folder structure)."),
+    glob: Optional[str] = typer.Option(None, "--glob", help="Folders: only files whose path matches, e.g. "
+                                       "'*.mkv' (case-insensitive)."),
     model: str = typer.Option("animevideov3", "-m", "--model",
                               help="Model name (see `vidsr models`) or a .pth/.safetensors/.param path."),
     scale: Optional[float] = typer.Option(None, "-s", "--scale",
@@ -61,10 +72,9 @@ def upscale(
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
-    """Upscale a video (every audio stream copied untouched) or a still image."""
+    """Upscale a video (every audio stream copied untouched) or a still image, or a queue of them."""
     if encoder not in ("auto", "ffmpeg", "pyav"):
         raise typer.BadParameter("must be auto, ffmpeg or pyav", param_hint="--encoder")
-    image = is_image(input)
     if precision == "auto" and half is not None:
         precision = "fp16" if half else "fp32"
     opts = UpscaleOptions(
@@ -77,10 +87,14 @@ def upscale(
     )
     if backend not in ("local", "ray"):
         raise typer.BadParameter("must be local or ray", param_hint="--backend")
-    if not image and (devices is not None or backend == "ray"):
-        chunks = ChunkOptions(devices=parse_devices(devices) if devices else (device,),
-                              segment_seconds=segment_seconds, work_dir=work_dir,
-                              backend=backend, address=address)  # type: ignore[arg-type]
+    if is_batch(inputs, output):
+        chunks = _chunk_options(devices, device, segment_seconds, work_dir, backend, address)
+        _upscale_queue(inputs, output, opts, chunks, recursive=recursive, glob=glob, quiet=quiet)
+        return
+    input = inputs[0]
+    image = is_image(input)
+    chunks = None if image else _chunk_options(devices, device, segment_seconds, work_dir, backend, address)
+    if chunks is not None:
         result = upscale_video_chunked(input, output, opts, chunks)
     else:
         run = upscale_image if image else upscale_video
@@ -89,3 +103,50 @@ def upscale(
         typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.frames} frame(s), "
                    f"{result.seconds:.1f} s, {result.fps:.2f} fps)", err=True)
     logging.getLogger(__name__).debug("done: %s", result)
+
+
+def _chunk_options(devices: Optional[str], device: str, segment_seconds: float, work_dir: Optional[Path],
+                   backend: str, address: Optional[str]) -> Optional[ChunkOptions]:
+    """Options of the segmented path, or None when the run is an ordinary one."""
+    if devices is None and backend != "ray":
+        return None
+    return ChunkOptions(devices=parse_devices(devices) if devices else (device,),
+                        segment_seconds=segment_seconds, work_dir=work_dir,
+                        backend=backend, address=address)  # type: ignore[arg-type]
+
+
+# -- queues -----------------------------------------------------------------------------------
+
+
+def _upscale_queue(inputs: list[Path], output: Optional[Path], opts: UpscaleOptions, chunks: Optional[ChunkOptions],
+                   *, recursive: bool, glob: Optional[str], quiet: bool) -> None:
+    """Run the queue; one line per failed file as it happens, a table at the end, exit 1 if any failed."""
+
+    def report(f: FileResult) -> None:
+        if f.status == "failed":
+            tqdm.write(f"vidsr: failed: {f.input}: {f.reason}", file=sys.stderr)
+
+    batch = upscale_many(inputs, output, opts, chunks=chunks, recursive=recursive, glob=glob, on_file=report)
+    if not quiet:
+        typer.echo(summary_table(batch), err=True)
+    if not batch.ok:
+        raise typer.Exit(1)
+
+
+def summary_table(batch: BatchResult) -> str:
+    """file | status | frames | seconds | fps | note, one row per input, and a total line."""
+    rows = [("file", "status", "frames", "seconds", "fps", "note")]
+    for f in batch.files:
+        if f.status == "done":
+            note = f"{len(f.result.warnings)} warning(s)" if f.result and f.result.warnings else ""
+            rows.append((str(f.input), f.status, str(f.frames), f"{f.seconds:.1f}", f"{f.fps:.2f}", note))
+        else:
+            rows.append((str(f.input), f.status, "-", "-", "-", f.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    right = (False, False, True, True, True)
+    lines = ["  ".join([*(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row[:5], widths, right)), row[5]])
+             .rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"{len(batch.done)} done, {len(batch.skipped)} skipped, {len(batch.failed)} failed "
+                 f"in {batch.seconds:.1f} s")
+    return "\n".join(lines)
