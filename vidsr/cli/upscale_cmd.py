@@ -32,7 +32,7 @@ def upscale(
     glob: Optional[str] = typer.Option(None, "--glob", help="Folders: only files whose path matches, e.g. "
                                        "'*.mkv' (case-insensitive)."),
     model: str = typer.Option("animevideov3", "-m", "--model",
-                              help="Model name (see `vidsr models`) or a .pth/.safetensors/.param path."),
+                              help="Model name (see `vidsr models`) or a weights file: .pth, .pt, .ckpt, .safetensors (Real-ESRGAN or any architecture spandrel knows) or an ncnn .param."),
     scale: Optional[float] = typer.Option(None, "-s", "--scale",
                                           help="Output size / input size, any float (default: model's scale)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
