@@ -230,7 +230,8 @@ def format_table(report: dict) -> str:
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in report["runs"]:
         lines.append(f"| {r['pair']} | {r['tool']} | {r['wall_s']:.1f} | {r['user_s']:.1f} | {r['sys_s']:.1f} | "
-                     f"{100 * r['sys_share']:.1f}% | {r['minor_faults']} | {r['max_rss_mib']:.0f} | {r['frames_out']} |")
+                     f"{100 * r['sys_share']:.1f}% | {r['minor_faults']} | {r['max_rss_mib']:.0f} | "
+                     f"{r['frames_out']} |")
     lines.append("")
     for tool, s in report["summary"].items():
         if "wall_vs_vsmlrt_per_pair" in s:

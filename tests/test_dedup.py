@@ -170,7 +170,7 @@ def test_half_size_is_the_block_mean_over_channels() -> None:
 
 def test_tiny_frames_are_never_held() -> None:
     det = HeldFrameDetector()
-    tiny = np.zeros((6, 6, 3), np.uint8)
+    tiny = np.zeros((12, 12, 3), np.uint8)
     assert not det.is_held(tiny) and not det.is_held(tiny)
 
 

@@ -33,7 +33,6 @@ frame costs one network call, a merged real change shows a wrong picture.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from dataclasses import dataclass
 
@@ -41,10 +40,8 @@ import numpy as np
 
 from vidsr.errors import OptionError
 
-log = logging.getLogger(__name__)
-
 _TILES = 4            # tiles per side for tile_mean
-_MIN_SIDE = 8         # below this (in pixels) a frame has no room for the statistics: never held
+_MIN_SIDE = 16        # below this (in pixels) a frame has no room for the statistics: never held
 
 
 @dataclass(frozen=True)
