@@ -84,11 +84,12 @@ def _map(clips: Clips, selected: Sequence[bool], fn: Callable[[int, torch.Tensor
     return [fn(i, c) if sel else c for i, (c, sel) in enumerate(zip(clips, selected))]
 
 
-def _jpeg(clips: Clips, qualities: Sequence[int | None]) -> Clips:
+def _jpeg(clips: Clips, qualities: Sequence[int | None], codec: ops.JpegCodec) -> Clips:
     idx = [i for i, q in enumerate(qualities) if q is not None]
     if not idx:
         return clips
-    done = ops.jpeg_many([clips[i] for i in idx], [int(qualities[i]) for i in idx])  # type: ignore[arg-type]
+    done = ops.jpeg_many([clips[i] for i in idx], [int(qualities[i]) for i in idx],  # type: ignore[arg-type]
+                         codec=codec)
     out = list(clips)
     for i, c in zip(idx, done):
         out[i] = c
@@ -174,7 +175,7 @@ class HighOrderDegradation:
             src = hr
             if self.config.sharpen_input:
                 src = ops.usm_sharpen(hr.reshape(-1, 3, h, w)).reshape(hr.shape)
-            return degrade_batch(src, plist, lr_size, self._get_executor())
+            return degrade_batch(src, plist, lr_size, self._get_executor(), jpeg_codec=self.config.jpeg)
         clips = self._split(hr, still)
         if self.config.sharpen_input:
             # One batched call before the batch splits into clips of different sizes.
@@ -191,7 +192,7 @@ class HighOrderDegradation:
 
         first_half = [p.final.resize_first for p in plist]
         clips = _map(clips, first_half, resize_sinc)
-        clips = _jpeg(clips, [p.final.jpeg_quality for p in plist])
+        clips = _jpeg(clips, [p.final.jpeg_quality for p in plist], self.config.jpeg)
         clips = self._codec(clips, plist, "final")
         clips = _map(clips, [not s for s in first_half], resize_sinc)
         clips = self._codec(clips, plist, "end")
@@ -242,7 +243,7 @@ class HighOrderDegradation:
             return _noise(c, o.noise)
 
         clips = _map(clips, [o is not None for o in orders], blur_resize_noise)
-        return _jpeg(clips, [o.jpeg_quality if o is not None else None for o in orders])
+        return _jpeg(clips, [o.jpeg_quality if o is not None else None for o in orders], self.config.jpeg)
 
     def _codec(self, clips: Clips, plist: Sequence[SampleParams], place: str) -> Clips:
         idx = [i for i, p in enumerate(plist) if p.codec is not None and p.codec_place == place]
