@@ -19,8 +19,10 @@ per-frame tensors:
 * JPEG: with the ``torch`` codec (default), the batch at per-frame qualities in one pass
   on its device; with ``libjpeg``, one conversion to 8 bits and one copy to the host for
   the batch, the round trips in the codec threads;
-* codec stage: the clips of the samples that get it go to the host in one copy and to
-  the encoder threads, which run while the other samples get their JPEG.
+* codec stage: the clips of the samples that get it go to the host in one copy, into a
+  :class:`~vidsr.degrade.codec_pool.CodecPool`'s shared memory when there is one, and to
+  its worker processes (else to the encoder threads), which run while the other samples
+  get their JPEG.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import torch
 from vidsr.degrade import ops
 from vidsr.degrade._params import NoiseParams, OrderParams, SampleParams
 from vidsr.degrade.codec import start_compress_clips, synthesize_motions
+from vidsr.degrade.codec_pool import CodecPool
 from vidsr.degrade.kernels import KernelParams, make_kernels
 
 # What must be shared by samples degraded as one tensor.
@@ -179,7 +182,7 @@ def _order(x: torch.Tensor, frames: _Frames, orders: Sequence[OrderParams | None
 
 
 def _codec(x: torch.Tensor, frames: _Frames, plist: Sequence[SampleParams], place: str,
-           executor: Executor | None,
+           executor: Executor | None, pool: CodecPool | None,
            meanwhile: Callable[[torch.Tensor, Executor | None], torch.Tensor] | None = None) -> torch.Tensor:
     """The codec stage of the samples that take it at ``place``.
 
@@ -194,14 +197,15 @@ def _codec(x: torch.Tensor, frames: _Frames, plist: Sequence[SampleParams], plac
         return x
     index = frames.index(samples)
     finish = start_compress_clips(x.index_select(0, index), [frames.counts[i] for i in samples],
-                                  [plist[i].codec for i in samples], executor)  # type: ignore[misc]
+                                  [plist[i].codec for i in samples], executor, pool=pool)  # type: ignore[misc]
     if meanwhile is not None:
         x = meanwhile(x, None)  # touches none of the samples being encoded
     return x.index_copy(0, index, finish())
 
 
 def degrade_group(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tuple[int, int],
-                  executor: Executor | None, jpeg_codec: ops.JpegCodec = "torch") -> torch.Tensor:
+                  executor: Executor | None, jpeg_codec: ops.JpegCodec = "torch",
+                  pool: CodecPool | None = None) -> torch.Tensor:
     """Degrade samples of one group key; ``src`` ``[M, 3, H, W]`` images or ``[M, T, 3, H, W]`` clips."""
     m = len(plist)
     if src.dim() == 4:
@@ -230,11 +234,11 @@ def degrade_group(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tup
         x = resize_sinc(x)
     # The encoders of the samples that take the codec in the JPEG's place run while the others get their JPEG.
     qualities = [p.final.jpeg_quality for p in plist]
-    x = _codec(x, frames, plist, "final", executor,
+    x = _codec(x, frames, plist, "final", executor, pool,
                meanwhile=lambda y, ex: _jpeg(y, frames, qualities, ex, jpeg_codec))
     if not final.resize_first:
         x = resize_sinc(x)
-    x = _codec(x, frames, plist, "end", executor)
+    x = _codec(x, frames, plist, "end", executor, pool)
 
     if src.dim() == 4:
         if not frames.single:
@@ -270,7 +274,8 @@ def _chunks(src: torch.Tensor, plist: Sequence[SampleParams], idx: list[int]) ->
 
 
 def degrade_batch(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tuple[int, int],
-                  executor: Executor | None, *, jpeg_codec: ops.JpegCodec = "torch") -> torch.Tensor:
+                  executor: Executor | None, *, jpeg_codec: ops.JpegCodec = "torch",
+                  pool: CodecPool | None = None) -> torch.Tensor:
     """Degrade a batch: one :func:`degrade_group` per group key (one in all for ``per_batch``
     draws), in memory-sized pieces on CPUs."""
     groups: dict[GroupKey, list[int]] = {}
@@ -278,10 +283,10 @@ def degrade_batch(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tup
         groups.setdefault(group_key(p), []).append(i)
     parts = [chunk for idx in groups.values() for chunk in _chunks(src, plist, idx)]
     if len(parts) == 1:
-        return degrade_group(src, plist, lr_size, executor, jpeg_codec)
+        return degrade_group(src, plist, lr_size, executor, jpeg_codec, pool)
     out: torch.Tensor | None = None
     for idx in parts:
-        part = degrade_group(src[idx], [plist[i] for i in idx], lr_size, executor, jpeg_codec)
+        part = degrade_group(src[idx], [plist[i] for i in idx], lr_size, executor, jpeg_codec, pool)
         if out is None:
             out = part.new_empty((len(plist), *part.shape[1:]))
         out[idx] = part
