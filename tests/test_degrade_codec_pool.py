@@ -99,11 +99,10 @@ def test_a_worker_that_dies_mid_clip_fails_that_clip(clip: np.ndarray) -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="hardware: reads /proc")
 def test_workers_load_neither_torch_nor_vidsr(pool: CodecPool, clip: np.ndarray) -> None:
     pool.compress(clip, PARAMS[0])
-    for w in pool._workers:
-        maps = Path(f"/proc/{w.proc.pid}/maps").read_text()
-        assert "libavcodec" in maps  # the encoders are loaded...
-        assert "libtorch" not in maps  # ...and torch is not
-        assert w.proc.pid != os.getpid()
+    maps = [Path(f"/proc/{w.proc.pid}/maps").read_text() for w in pool._workers]
+    assert any("libavcodec" in m for m in maps)  # the encoders are loaded where they ran...
+    assert not any("libtorch" in m for m in maps)  # ...and torch nowhere
+    assert all(w.proc.pid != os.getpid() for w in pool._workers)
 
 
 def test_degradation_with_a_pool_equals_threads(pool: CodecPool) -> None:
