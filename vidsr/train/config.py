@@ -62,9 +62,19 @@ class NetworkConfig:
     num_block: int | None = None  #: rrdb only
     num_grow_ch: int | None = None  #: rrdb only
     pretrained: str | None = None  #: a model name or weights file to fine-tune (loaded with strict=True)
+    #: compact only: the network's own upscale when it differs from ``scale``, its output
+    #: then resized bicubically to ``scale`` (the official animevideov3-x2 and -x3 are the
+    #: x4 net so resized); None: the net upscales by ``scale`` itself
+    net_scale: int | None = None
 
     def __post_init__(self) -> None:
         _positive(self.num_feat, "num_feat")
+        if self.net_scale is not None:
+            if self.arch != "compact":
+                raise OptionError("net_scale is a compact setting")
+            if self.net_scale not in (1, 2, 3, 4) or self.net_scale < self.scale:
+                raise OptionError(f"net_scale must be 1, 2, 3 or 4 and at least the scale ({self.scale}), "
+                                  f"got {self.net_scale}")
         if self.arch == "compact":
             if self.scale not in (1, 2, 3, 4):
                 raise OptionError(f"a compact net's scale must be 1, 2, 3 or 4, got {self.scale}")

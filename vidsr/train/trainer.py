@@ -45,7 +45,7 @@ from vidsr.train.degrade_feed import DegradationFeed, PairStream, ShufflePool, r
 from vidsr.train.discriminator import UNetDiscriminatorSN
 from vidsr.train.ema import ModelEMA
 from vidsr.train.export import export_generator
-from vidsr.train.generator import build_generator, load_into, pretrained_state_dict
+from vidsr.train.generator import build_generator, load_into, pretrained_state_dict, with_pretrained
 from vidsr.train.gpu_util import UtilizationSampler
 from vidsr.train.losses import PerceptualLoss, gan_loss, load_vgg19_state_dict
 from vidsr.train.validate import ValPairs, bicubic, make_val_pairs, run_net, score, write_samples
@@ -658,6 +658,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, sta
     """Run the configured stages (or the named ones) into ``out_dir``; see the module doc."""
     out_dir = Path(out_dir)
     started_at, t0 = _now(), time.perf_counter()
+    if config.network.pretrained and config.network.net_scale is None:
+        # e.g. animevideov3-x2 named in a YAML file: the x4 net it is, resized, not a x2 net.
+        config = dataclasses.replace(config, network=with_pretrained(config.network, config.network.pretrained))
     selected = list(iter_stages(config, stages))
     dev, dist = setup_device(device)
     try:
