@@ -31,7 +31,6 @@ import dataclasses
 import json
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -49,29 +48,12 @@ from vidsr.engine.device import pick_device  # noqa: E402
 from vidsr.errors import VidsrError  # noqa: E402
 from vidsr.models import load_model  # noqa: E402
 from vidsr.train import load_train_config, train, with_overrides, with_pretrained  # noqa: E402
+from vidsr.train.log_summary import summarize_train_log  # noqa: E402
 from vidsr.train.validate import ValPairs, bicubic, run_net, score  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The files held out of every training check so far (docs/benchmarks.md): anime ones.
 DEFAULT_HOLDOUT = ("bg_meadow.jpg", "sylvie_green_smile.png")
-
-
-def _log_summary(path: Path) -> dict[str, Any]:
-    """Steady-state figures of a stage's training log (intervals after the first, which fills the pool)."""
-    try:
-        rows = [r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r.get("event") == "train"]
-    except OSError:
-        return {}
-    steady = rows[1:] or rows
-
-    def mean(key: str) -> float | None:
-        vals = [r[key] for r in steady if r.get(key) is not None]
-        return round(statistics.fmean(vals), 4) if vals else None
-
-    return {"intervals": len(rows), "it_s": mean("it_s"), "samples_s": mean("samples_s"),
-            "step_samples_s": mean("step_samples_s"), "feed_samples_s": mean("feed_samples_s"),
-            "feed_vs_step": mean("feed_vs_step"), "data_wait_frac": mean("data_wait_frac"),
-            "gpu_util": mean("gpu_util")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             report["stages"][s.name] = {
                 "steps": r.steps, "seconds": round(r.seconds, 1), "steps_per_s": round(r.steps_per_s, 3),
                 "batch": s.batch_size, "data_wait_s": round(r.data_wait_s, 1), "gpu_util": r.gpu_util,
-                "log": _log_summary(out / s.name / "log.jsonl")}
+                "log": summarize_train_log(out / s.name / "log.jsonl")}
         report["total_s"] = round(time.perf_counter() - t_all, 1)
 
         pairs = ValPairs.load(out / "val_pairs.pt")

@@ -33,7 +33,6 @@ import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
 from multiprocessing import Pipe, shared_memory
-from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_connections
 from pathlib import Path
 from typing import Any

@@ -525,6 +525,8 @@ class Trainer:
                     bar.update(1)
                     at_log = self.step % st.log_every == 0 or self.step == target
                     over_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
+                    if not self.dist.enabled and (over_time or stop.requested):
+                        at_log = True  # the last, partial interval; under torchrun ranks stop at log steps only
                     if at_log or not self.dist.enabled:
                         if at_log:
                             now = time.perf_counter()
