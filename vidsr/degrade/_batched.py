@@ -16,9 +16,9 @@ per-frame tensors:
   batch. The per-pixel noise itself is still drawn per sample, from the sample's
   recorded seed (one generator call each), so a sample's noise is the same in any
   batch, and the same as in the per-sample pipeline;
-* JPEG: with the ``torch`` codec (default), the batch at per-frame qualities in one pass
-  on its device; with ``libjpeg``, one conversion to 8 bits and one copy to the host for
-  the batch, the round trips in the codec threads;
+* JPEG: with the ``torch`` codec (``auto`` on a GPU), the batch at per-frame qualities in
+  one pass on its device; with ``libjpeg`` (``auto`` on the CPU), one conversion to 8 bits
+  and one copy to the host for the batch, the round trips in the codec threads;
 * codec stage: the clips of the samples that get it go to the host in one copy, into a
   :class:`~vidsr.degrade.codec_pool.CodecPool`'s shared memory when there is one, and to
   its worker processes (else to the encoder threads), which run while the other samples
@@ -204,7 +204,7 @@ def _codec(x: torch.Tensor, frames: _Frames, plist: Sequence[SampleParams], plac
 
 
 def degrade_group(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tuple[int, int],
-                  executor: Executor | None, jpeg_codec: ops.JpegCodec = "torch",
+                  executor: Executor | None, jpeg_codec: ops.JpegCodec = "auto",
                   pool: CodecPool | None = None) -> torch.Tensor:
     """Degrade samples of one group key; ``src`` ``[M, 3, H, W]`` images or ``[M, T, 3, H, W]`` clips."""
     m = len(plist)
@@ -274,7 +274,7 @@ def _chunks(src: torch.Tensor, plist: Sequence[SampleParams], idx: list[int]) ->
 
 
 def degrade_batch(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tuple[int, int],
-                  executor: Executor | None, *, jpeg_codec: ops.JpegCodec = "torch",
+                  executor: Executor | None, *, jpeg_codec: ops.JpegCodec = "auto",
                   pool: CodecPool | None = None) -> torch.Tensor:
     """Degrade a batch: one :func:`degrade_group` per group key (one in all for ``per_batch``
     draws), in memory-sized pieces on CPUs."""

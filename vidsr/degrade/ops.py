@@ -261,26 +261,34 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round().clamp(0, 255) / 255
 
 
-JpegCodec = Literal["torch", "libjpeg"]
-JPEG_CODECS: tuple[str, ...] = ("torch", "libjpeg")
+JpegCodec = Literal["auto", "torch", "libjpeg"]
+JPEG_CODECS: tuple[str, ...] = ("auto", "torch", "libjpeg")
 
 
-def jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int], *, codec: JpegCodec = "torch",
+def _use_torch(codec: str, x: torch.Tensor) -> bool:
+    """``auto``: the device JPEG where the images are on an accelerator, libjpeg-turbo (the same
+    output, faster on a CPU) where they are on the CPU."""
+    return codec == "torch" or (codec == "auto" and x.device.type != "cpu")
+
+
+def jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int], *, codec: JpegCodec = "auto",
               executor: Executor | None = None) -> list[torch.Tensor]:
     """JPEG-compress groups of images of any size, each group at its own quality.
 
     ``images[i]`` is ``[N_i, 3, H_i, W_i]`` float in [0, 1] on any device, compressed at
     ``qualities[i]``; results come back on the same device. ``codec``: ``torch``
-    (:func:`vidsr.degrade.torch_jpeg.jpeg_torch`, on the images' device, one call per group) or
+    (:func:`vidsr.degrade.torch_jpeg.jpeg_torch`, on the images' device, one call per group),
     ``libjpeg`` (libjpeg-turbo on the CPU through torchvision; with an ``executor``, the
-    images are encoded and decoded in its threads, which libjpeg-turbo runs without the GIL).
+    images are encoded and decoded in its threads, which libjpeg-turbo runs without the
+    GIL), or ``auto`` (default): ``torch`` for images on a GPU, ``libjpeg`` on the CPU.
+    Both give the same pixels (``torch`` does libjpeg's integer arithmetic); what differs
+    is where it runs and how fast: libjpeg-turbo's SIMD code is faster on a CPU, the
+    tensor version saves a GPU the round trip to the host.
 
     Why a real codec's arithmetic and not Real-ESRGAN's differentiable approximation
     (DiffJPEG): the network must learn what real encoders do, with their colour
     conversion, 4:2:0 chroma subsampling, rounding and integer quality, and the trainer
     never back-propagates through the degradation, so differentiability buys nothing.
-    Both codecs here are libjpeg's: ``torch`` follows it step by step (within about 50 dB
-    of it on real crops, see tests/test_degrade_jpeg.py) on the training device.
 
     Why not nvjpeg on CUDA: torchvision's CUDA encoder keeps full-resolution chroma
     (4:4:4). Measured on an H100, nvjpeg's output at quality 90 was 9 dB closer to the
@@ -292,8 +300,10 @@ def jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int], *, codec
     _check_codec(codec)
     for x, q in zip(images, qualities):
         _check_jpeg_input(x, q)
-    if codec == "torch":
+    if all(_use_torch(codec, x) for x in images):
         return [jpeg_torch(x, int(q)) for x, q in zip(images, qualities)]
+    if codec != "libjpeg":  # auto, some groups on the CPU: each where it is
+        return [jpeg(x, int(q), codec=codec, executor=executor) for x, q in zip(images, qualities)]
     u8 = [to_uint8(x).cpu() for x in images]
     flat = [img for group in u8 for img in group.unbind(0)]
     qs = [int(q) for group, q in zip(u8, qualities) for _ in range(group.shape[0])]
@@ -348,14 +358,15 @@ def _round_trips(images: Sequence[torch.Tensor], qualities: Sequence[int],
     return list(executor.map(_round_trip, images, qualities))
 
 
-def jpeg(x: torch.Tensor, quality: int | Sequence[int], *, codec: JpegCodec = "torch",
+def jpeg(x: torch.Tensor, quality: int | Sequence[int], *, codec: JpegCodec = "auto",
          executor: Executor | None = None) -> torch.Tensor:
     """JPEG-compress each image of ``[N, 3, H, W]`` at a shared or per-image integer quality.
 
     ``codec="torch"``: the whole batch on its own device in one pass
     (:func:`vidsr.degrade.torch_jpeg.jpeg_torch`). ``codec="libjpeg"``: one conversion to 8 bits
     and one copy to the host for the batch, then one libjpeg-turbo round trip per image
-    (in ``executor``'s threads if given), and one copy back.
+    (in ``executor``'s threads if given), and one copy back. ``auto``: ``torch`` on a GPU,
+    ``libjpeg`` on the CPU; the same pixels either way (see :func:`jpeg_many`).
     """
     _check_images(x)
     _check_codec(codec)
@@ -367,7 +378,7 @@ def jpeg(x: torch.Tensor, quality: int | Sequence[int], *, codec: JpegCodec = "t
         return x.clone()
     for q in set(qs):
         _check_jpeg_input(x, q)
-    if codec == "torch":
+    if _use_torch(codec, x):
         return jpeg_torch(x, qs)
     decoded = _round_trips(to_uint8(x).cpu().unbind(0), qs, executor)
     return torch.stack(decoded).to(device=x.device, dtype=x.dtype) / 255

@@ -181,7 +181,8 @@ class HighOrderDegradation:
             if self.config.sharpen_input:
                 src = ops.usm_sharpen(hr.reshape(-1, 3, h, w)).reshape(hr.shape)
             # Threads only for what needs them: the encoders without a pool, libjpeg round trips.
-            needs_threads = self.codec_pool is None or self.config.jpeg == "libjpeg"
+            libjpeg = self.config.jpeg == "libjpeg" or (self.config.jpeg == "auto" and hr.device.type == "cpu")
+            needs_threads = self.codec_pool is None or libjpeg
             return degrade_batch(src, plist, lr_size, self._get_executor() if needs_threads else None,
                                  jpeg_codec=self.config.jpeg, pool=self.codec_pool)
         clips = self._split(hr, still)

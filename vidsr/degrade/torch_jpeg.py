@@ -14,10 +14,11 @@ few kernels, with no copy to the host:
   by libjpeg's "fancy" triangle filter with its integer rounding (``jdsample.c``);
   YCbCr -> RGB in fixed point (``jdcolor.c``).
 
-Everything is integer arithmetic as in libjpeg except the DCTs, which are the exact
-transforms in float32 where libjpeg's default (``JDCT_ISLOW``) is a 13-bit fixed-point
-approximation of them: a coefficient lands in a different quantisation bin now and
-then, which moves a few pixels by a level or so. Entropy coding is lossless and skipped.
+Everything is libjpeg's integer arithmetic, the DCTs included: its default accurate
+integer DCT and inverse DCT (``JDCT_ISLOW``), each 1-D pass done as one matrix product
+(exact in float64) and a rounding shift. So on real crops the output is libjpeg-turbo's,
+bit for bit on nearly every pixel (see tests/test_degrade_jpeg.py). Entropy coding is
+lossless and skipped.
 """
 from __future__ import annotations
 
@@ -71,26 +72,85 @@ def quant_tables(quality: torch.Tensor) -> torch.Tensor:
     return tables.reshape(-1, 2, 8, 8)
 
 
-@functools.cache
-def _dct_matrix_cpu() -> torch.Tensor:
-    """The orthonormal 8-point DCT-II: JPEG's ``F(u) = C(u)/2 sum f(x) cos((2x+1)u pi/16)``."""
-    d = torch.empty(8, 8, dtype=torch.float64)
-    for u in range(8):
-        c = math.sqrt(0.5) if u == 0 else 1.0
-        for x in range(8):
-            d[u, x] = 0.5 * c * math.cos((2 * x + 1) * u * math.pi / 16)
-    return d
+# libjpeg's accurate integer DCTs (jfdctint.c, jidctint.c: Loeffler-Ligtenberg-Moschytz with
+# 13-bit constants, JDCT_ISLOW, the default of its encoder and decoder). Each 1-D pass is a
+# linear map with integer coefficients followed by a rounding right shift per output, so a
+# pass is one matrix product (exact in float64: every value stays far below 2**53) and a
+# rounding shift: the same integers as libjpeg, in a few large tensor operations.
+_CONST_BITS, _PASS1_BITS = 13, 2
+_C = {"0_298631336": 2446, "0_390180644": 3196, "0_541196100": 4433, "0_765366865": 6270, "0_899976223": 7373,
+      "1_175875602": 9633, "1_501321110": 12299, "1_847759065": 15137, "1_961570560": 16069, "2_053119869": 16819,
+      "2_562915447": 20995, "3_072711026": 25172}
+
+
+def _odd(t4: int, t5: int, t6: int, t7: int) -> tuple[int, int, int, int]:
+    """The odd part both DCTs share (figure 8 of the LL&M paper, as in libjpeg)."""
+    z1, z2, z3, z4 = t4 + t7, t5 + t6, t4 + t6, t5 + t7
+    z5 = (z3 + z4) * _C["1_175875602"]
+    t4, t5, t6, t7 = (t4 * _C["0_298631336"], t5 * _C["2_053119869"], t6 * _C["3_072711026"],
+                      t7 * _C["1_501321110"])
+    z1, z2 = z1 * -_C["0_899976223"], z2 * -_C["2_562915447"]
+    z3, z4 = z3 * -_C["1_961570560"] + z5, z4 * -_C["0_390180644"] + z5
+    return t4 + z1 + z3, t5 + z2 + z4, t6 + z2 + z3, t7 + z1 + z4
+
+
+def _fdct_1d(d: list[int], first: bool) -> list[int]:
+    """jpeg_fdct_islow on one row (``first``) or column, before each output's rounding shift."""
+    t0, t7, t1, t6 = d[0] + d[7], d[0] - d[7], d[1] + d[6], d[1] - d[6]
+    t2, t5, t3, t4 = d[2] + d[5], d[2] - d[5], d[3] + d[4], d[3] - d[4]
+    t10, t13, t11, t12 = t0 + t3, t0 - t3, t1 + t2, t1 - t2
+    dc_scale = 1 << _PASS1_BITS if first else 1  # pass 1 shifts these left; pass 2 rounds them below
+    z1 = (t12 + t13) * _C["0_541196100"]
+    o7, o5, o3, o1 = _odd(t4, t5, t6, t7)
+    return [(t10 + t11) * dc_scale, o1, z1 + t13 * _C["0_765366865"], o3, (t10 - t11) * dc_scale, o5,
+            z1 - t12 * _C["1_847759065"], o7]
+
+
+def _idct_1d(c: list[int]) -> list[int]:
+    """jpeg_idct_islow on one column or row of (dequantised) coefficients, before the rounding shift."""
+    z1 = (c[2] + c[6]) * _C["0_541196100"]
+    t2, t3 = z1 - c[6] * _C["1_847759065"], z1 + c[2] * _C["0_765366865"]
+    t0, t1 = (c[0] + c[4]) << _CONST_BITS, (c[0] - c[4]) << _CONST_BITS
+    t10, t13, t11, t12 = t0 + t3, t0 - t3, t1 + t2, t1 - t2
+    o0, o1, o2, o3 = _odd(c[7], c[5], c[3], c[1])
+    return [t10 + o3, t11 + o2, t12 + o1, t13 + o0, t13 - o0, t12 - o1, t11 - o2, t10 - o3]
+
+
+def _matrix(flow: object) -> torch.Tensor:
+    """The ``[8, 8]`` integer matrix of a linear 1-D flow (its outputs for each unit input)."""
+    cols = [flow([1 if i == j else 0 for i in range(8)]) for j in range(8)]  # type: ignore[operator]
+    return torch.tensor(cols, dtype=torch.float64).T
 
 
 @functools.cache
-def _dct64_cpu() -> torch.Tensor:
-    """The 2-D 8x8 DCT as one ``[64, 64]`` matrix on row-major blocks: one GEMM for all blocks."""
-    d = _dct_matrix_cpu()
-    return torch.kron(d, d).to(torch.float32)
+def _passes_cpu() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Each pass: its matrix and the right shift of each output."""
+    fwd = _CONST_BITS
+    return {
+        "fdct1": (_matrix(lambda d: _fdct_1d(d, True)),
+                  torch.tensor([0, fwd - _PASS1_BITS, fwd - _PASS1_BITS, fwd - _PASS1_BITS, 0,
+                                fwd - _PASS1_BITS, fwd - _PASS1_BITS, fwd - _PASS1_BITS], dtype=torch.float64)),
+        "fdct2": (_matrix(lambda d: _fdct_1d(d, False)),
+                  torch.tensor([_PASS1_BITS] + [fwd + _PASS1_BITS] * 3 + [_PASS1_BITS]
+                               + [fwd + _PASS1_BITS] * 3, dtype=torch.float64)),
+        "idct1": (_matrix(_idct_1d), torch.full((8,), _CONST_BITS - _PASS1_BITS, dtype=torch.float64)),
+        "idct2": (_matrix(_idct_1d), torch.full((8,), _CONST_BITS + _PASS1_BITS + 3, dtype=torch.float64)),
+    }
 
 
-def _dct64(device: torch.device) -> torch.Tensor:
-    return _dct64_cpu().to(device)
+@functools.lru_cache(maxsize=16)
+def _pass_tensors(name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A pass's transposed matrix, rounding offsets and 2**-shift, on ``device``."""
+    m, shift = _passes_cpu()[name]
+    half = torch.where(shift > 0, torch.pow(2.0, shift - 1), torch.zeros_like(shift))
+    return m.T.contiguous().to(device), half.to(device), torch.pow(2.0, -shift).to(device)
+
+
+def _pass(x: torch.Tensor, name: str) -> torch.Tensor:
+    """One 1-D pass along the last dimension of float64 integers: ``DESCALE(M x, shift)``
+    (a rounding right shift: multiplying by a power of two is exact)."""
+    mt, half, inv = _pass_tensors(name, x.device)
+    return torch.floor_((x @ mt).add_(half).mul_(inv))
 
 
 def _rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
@@ -169,16 +229,18 @@ def _unblocks(blocks: torch.Tensor, c: int, h: int, w: int) -> torch.Tensor:
 
 
 def _code(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Level shift, DCT, quantise, dequantise, inverse DCT, level shift and round: what a plane
-    ``[N, C, H, W]`` (int32, sides multiples of 8) goes through; ``table`` ``[N, 8, 8]``."""
+    """What a plane ``[N, C, H, W]`` (int32, sides multiples of 8) goes through, as libjpeg does it:
+    level shift, integer DCT, quantisation, dequantisation, integer inverse DCT, level shift
+    and clamp; ``table`` ``[N, 8, 8]``."""
     n, c, h, w = plane.shape
-    d = _dct64(plane.device)
-    coef = _blocks(plane.float() - 128) @ d.T  # [N, blocks, 64]
-    q = table.to(torch.float32).reshape(n, 1, 64)
-    # libjpeg divides with rounding half away from zero (jcdctmgr.c: (|x| + q/2) / q).
-    k = torch.floor(coef.abs().div_(q).add_(0.5)).copysign_(coef)
-    out = _unblocks(k.mul_(q) @ d, c, h, w)
-    return (torch.floor(out.add_(128.5)).to(torch.int32)).clamp_(0, 255)
+    x = _blocks(plane.to(torch.float64) - 128).reshape(n, -1, 8, 8)  # [N, blocks, row, col]
+    coef = _pass(_pass(x, "fdct1").transpose(-1, -2), "fdct2").transpose(-1, -2)  # 8x the DCT, rows: v
+    # jcdctmgr.c: (|x| + d/2) / d with d = 8 q, the sign put back.
+    d = 8 * table.to(torch.float64).reshape(n, 1, 8, 8)
+    k = torch.floor((coef.abs() + d / 2) / d).copysign_(coef)
+    # jidctint.c: columns first, then rows; the result is centred on 128 and clamped.
+    out = _pass(_pass((k * (d / 8)).transpose(-1, -2), "idct1").transpose(-1, -2), "idct2")
+    return _unblocks(out.reshape(n, -1, 64), c, h, w).add_(128).clamp_(0, 255).to(torch.int32)
 
 
 def jpeg_torch(x: torch.Tensor, quality: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
