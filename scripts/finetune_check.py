@@ -19,7 +19,7 @@ no VGG19 weights there either, so the GAN stage runs without the perceptual loss
 
 On a CPU, a short run by steps (deterministic, so the scores do not depend on the load):
 
-    python scripts/finetune_check.py --device cpu --gt-size 128 --batch 8 --steps-net 300 --steps-gan 100
+    python scripts/finetune_check.py --device cpu --gt-size 128 --batch 8 --steps-net 300 --steps-gan 20
 
 x2: ``--config compact_x2 --official animevideov3-x2`` (the x4 net through the official
 x2 export's bicubic half-size resize).
