@@ -15,8 +15,25 @@ operations a 256x256 batch dispatches (on a GPU, each is at least one kernel lau
     python scripts/bench_degrade.py [--device cpu|cuda] [--batch 16] [--iters N]
         [--draw per_batch|per_sample|both] [--same-params] [--threads N] [--json out.json]
 
-The HR patches are synthetic (smooth multi-scale texture with sharp edges), so the
-numbers do not depend on files that may be missing on a measuring machine.
+The HR patches of these parts are synthetic (smooth multi-scale texture with sharp
+edges), so the numbers do not depend on files that may be missing on a measuring machine.
+
+``--feed`` (``--feed-only``: nothing else) measures the training feed as the trainer runs
+it, with the training config's settings (``--train-config compact_x4``: the anime_video
+degradations with the codec stage, 4 producer threads, the codec worker processes, batch
+16 at GT 256) on real image crops (``--images``, default tests/data/images/anime), for
+``--feed-seconds`` each:
+
+* feed alone: fresh pairs per second delivered to a consumer that takes them at once;
+* step alone: the bare L1 step of the same SRVGGNetCompact on the same batch shape;
+* together, as in training (a step per fresh batch): samples/s achieved, the time spent
+  waiting for data, the step rate with the wait taken out, the feed's rate from its
+  producers' busy time (what the training log records as ``feed_samples_s``), and the
+  GPU's utilisation (n/a on a CPU).
+
+    python scripts/bench_degrade.py --device cuda --feed-only --feed-seconds 60 --json feed.json
+    python scripts/bench_degrade.py --device cpu --feed-only --gt 64 --batch 4 --feed-threads 1 \
+        --codec-workers 1 --feed-seconds 5     # a smoke run
 """
 from __future__ import annotations
 
@@ -27,6 +44,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -38,7 +56,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidsr.bench.op_count import OpCounter  # noqa: E402
 from vidsr.degrade import HighOrderDegradation, available_codecs, load_config  # noqa: E402
+from vidsr.degrade.codec_pool import usable_cores  # noqa: E402
 from vidsr.degrade.config import DegradationConfig  # noqa: E402
+from vidsr.train import load_train_config  # noqa: E402
+from vidsr.train.data import PatchSampler, find_media, make_sources  # noqa: E402
+from vidsr.train.degrade_feed import DegradationFeed  # noqa: E402
+from vidsr.train.gpu_util import UtilizationSampler  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def synthetic_hr(n: int, size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
@@ -124,20 +149,30 @@ def count_ops(cfg: DegradationConfig, hr: torch.Tensor, batches: int = 3) -> flo
     return counter.count / batches
 
 
-def time_trainer(batch: int, device: torch.device, iters: int, warmup: int, amp: bool) -> dict:
+def make_step(device: torch.device, amp: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """A bare L1 training step of an SRVGGNetCompact-shaped net (x4), as the trainer's stage 1 takes it."""
     torch.manual_seed(0)
     net = CompactNet().to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    lr = torch.rand(batch, 3, 64, 64, device=device).contiguous(memory_format=torch.channels_last)
-    gt = torch.rand(batch, 3, 256, 256, device=device)
 
-    def step() -> None:
+    def step(lr: torch.Tensor, gt: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = net(lr)
+            out = net(lr.contiguous(memory_format=torch.channels_last))
         loss = F.l1_loss(out.float(), gt)
         loss.backward()
         opt.step()
+
+    return step
+
+
+def time_trainer(batch: int, device: torch.device, iters: int, warmup: int, amp: bool, hr_side: int = 256) -> dict:
+    train_step = make_step(device, amp)
+    lr = torch.rand(batch, 3, hr_side // 4, hr_side // 4, device=device)
+    gt = torch.rand(batch, 3, hr_side, hr_side, device=device)
+
+    def step() -> None:
+        train_step(lr, gt)
 
     for _ in range(warmup):
         step()
@@ -150,6 +185,110 @@ def time_trainer(batch: int, device: torch.device, iters: int, warmup: int, amp:
     return {"ms_per_step": 1000 * mean, "samples_per_s": batch / mean}
 
 
+def measure_feed(args: argparse.Namespace, device: torch.device) -> dict:
+    """The training feed against the training step: alone each, then together (see the module doc)."""
+    tcfg = load_train_config(args.train_config)
+    stage = tcfg.stages[0]
+    batch = args.batch or stage.batch_size
+    gt_side = args.gt or tcfg.data.gt_size
+    threads = args.feed_threads or tcfg.feed.threads
+    workers = args.codec_workers or tcfg.feed.codec_workers or usable_cores()
+    degradation = load_config(tcfg.feed.degradation)
+    files = find_media([args.images])
+    sampler = PatchSampler(make_sources(files, cache_images=True),
+                           dataclasses.replace(tcfg.data, paths=(str(args.images),), gt_size=gt_side))
+    amp = device.type == "cuda" and stage.amp == "bf16"
+    seconds = args.feed_seconds
+    out: dict = {"train_config": args.train_config, "degradation": tcfg.feed.degradation, "images": str(args.images),
+                 "image_files": len(files), "batch": batch, "gt": gt_side, "producer_threads": threads,
+                 "codec_workers": workers, "codec_pool": args.codec_pool, "seconds_each": seconds,
+                 "codec_prob": degradation.codec.prob, "jpeg": degradation.jpeg}
+
+    def feed() -> DegradationFeed:
+        return DegradationFeed(sampler, degradation, scale=4, chunk=batch, device=device, seed=0, threads=threads,
+                               codec_workers=workers, codec_pool=args.codec_pool, prefetch=max(4, 2 * threads),
+                               load_threads=tcfg.data.load_threads)
+
+    # Feed alone: a consumer that takes every batch at once.
+    with feed() as f:
+        for _ in range(threads):  # warm-up: workers started, first batches through
+            f.next()
+        f.stats()
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            gt, lr = f.next()
+            n += gt.shape[0]
+        sync(device)
+        elapsed = time.perf_counter() - t0
+        out["feed_alone_samples_s"] = n / elapsed
+        out["feed_alone_busy_rate"] = f.stats().samples_per_s
+
+    # Step alone.
+    step = make_step(device, amp)
+    lr_b = torch.rand(batch, 3, gt_side // 4, gt_side // 4, device=device)
+    gt_b = torch.rand(batch, 3, gt_side, gt_side, device=device)
+    for _ in range(3):
+        step(lr_b, gt_b)
+    sync(device)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step(lr_b, gt_b)
+        n += batch
+        if device.type == "cuda" and n % (50 * batch) == 0:
+            sync(device)
+    sync(device)
+    out["step_alone_samples_s"] = n / (time.perf_counter() - t0)
+    out["feed_vs_step_alone"] = out["feed_alone_samples_s"] / out["step_alone_samples_s"]
+
+    # Together, as the trainer runs: one step per fresh batch, waiting when none is ready.
+    gpu = UtilizationSampler(device)
+    with feed() as f:
+        for _ in range(threads):
+            gt, lr = f.next()
+            step(lr.float() / 255, gt.float() / 255)
+        sync(device)
+        f.stats()
+        gpu.interval()
+        steps, waited, t0 = 0, 0.0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            tw = time.perf_counter()
+            gt, lr = f.next()
+            waited += time.perf_counter() - tw
+            step(lr.float() / 255, gt.float() / 255)
+            steps += 1
+        sync(device)
+        elapsed = time.perf_counter() - t0
+        stats = f.stats()
+    util = gpu.interval()
+    gpu.close()
+    stepping = max(elapsed - waited, 1e-9)
+    out["together"] = {
+        "steps": steps, "samples_s": steps * batch / elapsed, "data_wait_s": waited,
+        "data_wait_frac": waited / elapsed, "step_samples_s": steps * batch / stepping,
+        "feed_samples_s": stats.samples_per_s,
+        "feed_vs_step": None if stats.samples_per_s is None else stats.samples_per_s / (steps * batch / stepping),
+        "gpu_util": util, "gpu_util_source": gpu.source if device.type == "cuda" else "n/a (CPU)",
+    }
+    return out
+
+
+def print_feed(r: dict) -> None:
+    t = r["together"]
+    print(f"training feed ({r['train_config']}: {r['degradation']}, codec p={r['codec_prob']:g}, jpeg {r['jpeg']}; "
+          f"batch {r['batch']} at GT {r['gt']}; {r['producer_threads']} producer threads, {r['codec_workers']} codec "
+          f"{r['codec_pool']}; {r['seconds_each']:g} s each)")
+    print(f"  feed alone               {r['feed_alone_samples_s']:8.1f} samples/s")
+    print(f"  step alone               {r['step_alone_samples_s']:8.1f} samples/s  "
+          f"(feed/step {r['feed_vs_step_alone']:.2f}x)")
+    feed = "n/a" if t["feed_samples_s"] is None else f"{t['feed_samples_s']:.1f}"
+    ratio = "n/a" if t["feed_vs_step"] is None else f"{t['feed_vs_step']:.2f}x"
+    util = "n/a" if t["gpu_util"] is None else f"{t['gpu_util']:.0f}%"
+    print(f"  together                 {t['samples_s']:8.1f} samples/s achieved, waiting for data "
+          f"{100 * t['data_wait_frac']:.0f}% of the time ({t['data_wait_s']:.1f} s); step rate without the wait "
+          f"{t['step_samples_s']:.1f}, feed rate {feed} samples/s ({ratio}); GPU utilisation {util} "
+          f"[{t['gpu_util_source']}]")
+
+
 def with_codec_prob(cfg: DegradationConfig, prob: float) -> DegradationConfig:
     return dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, prob=prob))
 
@@ -157,7 +296,8 @@ def with_codec_prob(cfg: DegradationConfig, prob: float) -> DegradationConfig:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size [default: 16; the feed: the training config's]")
     parser.add_argument("--iters", type=int, default=None, help="timed batches [default: 5 on CPU, 30 on CUDA]")
     parser.add_argument("--config", default="realesrgan_video", help="shipped config name or YAML path")
     parser.add_argument("--draw", default="both", choices=["per_batch", "per_sample", "both"],
@@ -168,6 +308,17 @@ def main() -> None:
     parser.add_argument("--same-params", action="store_true",
                         help="also degrade the same per-batch draws through both paths (the execution alone)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--feed", action="store_true", help="also measure the training feed against the step")
+    parser.add_argument("--feed-only", action="store_true", help="measure only the training feed against the step")
+    parser.add_argument("--train-config", default="compact_x4", help="training config of the feed measurement")
+    parser.add_argument("--images", type=Path, default=REPO / "tests" / "data" / "images" / "anime",
+                        help="images the feed crops from [default: tests/data/images/anime]")
+    parser.add_argument("--gt", type=int, default=None, help="feed: HR crop side [default: the training config's]")
+    parser.add_argument("--feed-threads", type=int, default=None, help="feed: producer threads [default: config's]")
+    parser.add_argument("--codec-workers", type=int, default=None,
+                        help="feed: codec workers [default: the config's, else one per core]")
+    parser.add_argument("--codec-pool", default="processes", choices=["processes", "threads"])
+    parser.add_argument("--feed-seconds", type=float, default=30.0, help="feed: seconds per measurement")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -177,6 +328,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     iters = args.iters or (5 if device.type == "cpu" else 30)
     warmup = 2 if device.type == "cpu" else 5
+    if args.feed_only:
+        results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else platform.processor() or "cpu", "torch": torch.__version__, "cpu_count": os.cpu_count(),
+                   "cpu_threads": torch.get_num_threads(),
+                   "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                   "feed": measure_feed(args, device)}
+        print(f"device: {results['device']} (torch {torch.__version__}, {results['cpu_threads']} CPU threads, "
+              f"load average {results['load_average']})")
+        print_feed(results["feed"])
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        return
     cfg = load_config(args.config)
     have = set(available_codecs())
     missing = [c for c, p in cfg.codec.codec_probs.items() if p > 0 and c not in have]
@@ -188,13 +351,14 @@ def main() -> None:
             cfg.codec, codec_probs={c: p / total for c, p in kept.items()}))
     modes = ["per_sample", "per_batch"] if args.draw == "both" else [args.draw]
 
-    hr = synthetic_hr(args.batch, 256, device)
-    tiny = synthetic_hr(args.batch, 32, device)
+    batch = args.batch or 16
+    hr = synthetic_hr(batch, 256, device)
+    tiny = synthetic_hr(batch, 32, device)
     results: dict = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "batch": args.batch, "hr": 256, "scale": 4, "iters": iters, "config": args.config,
+        "batch": batch, "hr": 256, "scale": 4, "iters": iters, "config": args.config,
         "codecs_missing": missing,
     }
     stages = {"no_codec": 0.0, f"codec_p{cfg.codec.prob:g}": cfg.codec.prob, "codec_always": 1.0}
@@ -213,15 +377,15 @@ def main() -> None:
         results["same_params"] = {stage: time_same_params(with_codec_prob(cfg, prob), hr, iters, warmup)
                                   for stage, prob in stages.items()}
     trainer_iters = max(2, iters // 2) if device.type == "cpu" else 50
-    results["trainer_fp32"] = time_trainer(args.batch, device, trainer_iters, warmup, amp=False)
+    results["trainer_fp32"] = time_trainer(batch, device, trainer_iters, warmup, amp=False)
     if device.type == "cuda":
-        results["trainer_bf16"] = time_trainer(args.batch, device, trainer_iters, warmup, amp=True)
+        results["trainer_bf16"] = time_trainer(batch, device, trainer_iters, warmup, amp=True)
 
     print(f"device: {results['device']} (torch {torch.__version__}, {results['cpu_threads']} CPU threads, "
           f"load average {results['load_average']})")
     if missing:
         print(f"note: encoders {missing} missing here; their share went to the others")
-    print(f"batch {args.batch} of 256x256 HR -> 64x64 LR, config {args.config}, {iters} timed batches")
+    print(f"batch {batch} of 256x256 HR -> 64x64 LR, config {args.config}, {iters} timed batches")
     for mode in modes:
         print(f"draw: {mode}")
         for key, r in results[mode].items():
@@ -256,6 +420,9 @@ def main() -> None:
             speedup = results["per_batch"][key]["samples_per_s"] / results["per_sample"][key]["samples_per_s"]
             print(f"  per_batch vs per_sample, {stage}: {speedup:.2f}x")
     results["verdict"] = verdict
+    if args.feed:
+        results["feed"] = measure_feed(args, device)
+        print_feed(results["feed"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# The device checks for the GPU machine (see ../shared/gpu/README.md), run from the repo root:
-#   bash ../shared/gpu/wheels.sh pyyaml && mkdir -p .weights && python -m vidsr models export animevideov3 -o .weights/animevideov3.safetensors
-#   then, on the device (carry .whl and .weights): bash scripts/gpu_check.sh [phases...]
-# Phases: bench (issue 4, uncompiled), compile (issue 4, torch.compile), upscale (a real run),
-#         workers (issue 7: 1 vs 2 workers on one GPU), degrade (issue 5), train (issue 6: stage 1).
+# The device checks for the GPU machine (see ../shared/gpu/README.md), run from the repo root.
+# Prepare here (the GPU machine has no network, no PyAV, no weights package, no media):
+#   bash ../shared/gpu/wheels.sh pyyaml nvidia-ml-py          # .whl/: PyAV, ffmpeg-python, PyYAML, NVML
+#   mkdir -p .weights && for m in animevideov3 animevideov3-x2; do vidsr models export $m -o .weights/$m.safetensors; done
+#   mkdir -p .media/images && cp -r ../shared/media/images/anime .media/images/
+# then, on the device (carry .whl, .weights and .media): bash scripts/gpu_check.sh [phases...]
+# Phases:
+#   bench (issue 4, uncompiled), compile (issue 4, torch.compile), upscale (a real run),
+#   workers (issue 7: 1 vs 2 workers on one GPU), degrade (issue 5), train (issue 6: stage 1 from scratch),
+#   finetune (issue 14: compact_x4 from the official animevideov3 on the anime images, two held out:
+#             3 min of the L1 stage, its training log giving the feed's rate against the step rate, the
+#             wait for data and the GPU utilisation, then 1.5 min of the GAN stage; official vs each stage
+#             on the held-out degraded crops; about 6 minutes in all),
+#   feed (issue 14: the training feed alone, the step alone, both together; 30 s each, about 2.5 minutes),
+#   finetune_x2 (issue 14: the same from animevideov3-x2 with compact_x2, shorter).
 # Results go to $OUT (or ./gpu-out).
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -11,9 +21,14 @@ mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=$PWD:/tmp/site
 W=.weights/animevideov3.safetensors
+W2=.weights/animevideov3-x2.safetensors
+ANIME=.media/images/anime
+[ -d "$ANIME" ] || ANIME=tests/data/images/anime   # committed, smaller: say so in the results
 phases=${*:-bench compile upscale}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch, av; print('torch', torch.__version__, 'av', av.__version__)" | tee -a "$OUT/gpu.txt"
+nvidia-smi -L | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$OUT/gpu.txt"
+python3 -c "import sys, torch, av; print('python', sys.version.split()[0], 'torch', torch.__version__, 'av', av.__version__, 'cores', len(__import__('os').sched_getaffinity(0)))" | tee -a "$OUT/gpu.txt"
+echo "anime images: $ANIME" | tee -a "$OUT/gpu.txt"
 for phase in $phases; do
   echo "=== $phase $(date +%T)"
   case $phase in
@@ -34,6 +49,19 @@ for phase in $phases; do
     train)
       timeout ${TRAIN_TIMEOUT:-240} python3 scripts/train_check.py --device cuda --minutes ${TRAIN_MINUTES:-2.5} \
         --data .media/images --official $W --json "$OUT/train.json" 2>&1 | tail -15 ;;
+    finetune)
+      timeout ${FINETUNE_TIMEOUT:-540} python3 scripts/finetune_check.py --device cuda --config compact_x4 --official $W \
+        --data $ANIME --minutes-net ${NET_MINUTES:-3} --minutes-gan ${GAN_MINUTES:-1.5} --out "$OUT/finetune_run" \
+        --json "$OUT/finetune.json" 2>"$OUT/finetune.err" | tail -40; tail -3 "$OUT/finetune.err"
+      rm -rf "$OUT/finetune_run"/*/checkpoints ;;   # keep logs, samples and exports; drop the bulky checkpoints
+    feed)
+      timeout ${FEED_TIMEOUT:-240} python3 scripts/bench_degrade.py --device cuda --feed-only --images $ANIME \
+        --feed-seconds ${FEED_SECONDS:-30} --json "$OUT/feed.json" 2>&1 | tail -8 ;;
+    finetune_x2)
+      timeout ${FINETUNE_TIMEOUT:-420} python3 scripts/finetune_check.py --device cuda --config compact_x2 --official $W2 \
+        --data $ANIME --minutes-net ${NET_MINUTES:-2} --minutes-gan ${GAN_MINUTES:-1} --out "$OUT/finetune_x2_run" \
+        --json "$OUT/finetune_x2.json" 2>"$OUT/finetune_x2.err" | tail -40; tail -3 "$OUT/finetune_x2.err"
+      rm -rf "$OUT/finetune_x2_run"/*/checkpoints ;;
     *) echo "unknown phase $phase" ;;
   esac
 done

@@ -6,8 +6,9 @@ Trains the L1 stage ("net") of ``configs/train/compact_x4.yml`` from scratch (or
 by name. Then scores, on degraded crops of the held-out images (made once with a fixed
 seed by the same degradation pipeline the training used), the PSNR and SSIM on Y of:
 bicubic upscaling, the official animevideov3 (``--official``), and the trained EMA net.
-Reports steps/s and GPU utilisation (sampled once a second while training) and writes
-everything as JSON.
+Reports steps/s, the time spent waiting for data, the feed's rate against the step rate
+(per logging interval, from the training log) and GPU utilisation (sampled twice a second
+by the trainer; n/a on a CPU), and writes everything as JSON.
 
     python scripts/train_check.py --data .media/images --minutes 5 \\
         --official .weights/animevideov3.safetensors --json $OUT/train_check.json
@@ -20,11 +21,8 @@ import dataclasses
 import json
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -40,67 +38,11 @@ from vidsr.errors import VidsrError  # noqa: E402
 from vidsr.models import load_model  # noqa: E402
 from vidsr.train import Trainer, load_train_config, with_overrides  # noqa: E402
 from vidsr.train.data import find_media  # noqa: E402
+from vidsr.train.log_summary import summarize_train_log  # noqa: E402
 from vidsr.train.validate import bicubic, run_net, score  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_HOLDOUT = ("bg_meadow.jpg", "sylvie_green_smile.png", "lomiri1604_Wine_by_Jakkub_Mede.jpg")
-
-
-class GpuSampler:
-    """Samples GPU utilisation (%) once a second: torch.cuda.utilization (pynvml), else nvidia-smi."""
-
-    def __init__(self, device: torch.device, period: float = 1.0) -> None:
-        self.device = device
-        self.period = period
-        self.samples: list[float] = []
-        self.source = "n/a"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _read(self) -> float | None:
-        if self.device.type != "cuda":
-            return None
-        if self.source in ("n/a", "torch.cuda.utilization"):
-            try:
-                value = float(torch.cuda.utilization(self.device))
-                self.source = "torch.cuda.utilization"
-                return value
-            except Exception:  # pynvml missing or NVML unusable
-                pass
-        if shutil.which("nvidia-smi"):
-            try:
-                index = self.device.index if self.device.index is not None else torch.cuda.current_device()
-                out = subprocess.run(["nvidia-smi", f"--id={index}", "--query-gpu=utilization.gpu",
-                                      "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
-                value = float(out.stdout.strip().splitlines()[0])
-                self.source = "nvidia-smi"
-                return value
-            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-                pass
-        self.source = "n/a"
-        return None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.period):
-            value = self._read()
-            if value is None and self.source == "n/a":
-                return
-            if value is not None:
-                self.samples.append(value)
-
-    def start(self) -> None:
-        if self.device.type == "cuda":
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="gpu-util")
-            self._thread.start()
-
-    def stop(self) -> dict[str, object]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        s = self.samples
-        return {"source": self.source, "samples": len(s),
-                "mean": statistics.fmean(s) if s else None,
-                "median": statistics.median(s) if s else None}
 
 
 def _holdout(data: Path, names: list[str] | None) -> list[str]:
@@ -157,14 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None and out.exists():
             shutil.rmtree(out)
 
-        gpu = GpuSampler(device)
         t_setup = time.perf_counter()
         with Trainer(cfg, "net", out, device=device, progress=True) as trainer:
             pairs = trainer.val_pairs  # made before the clock starts
             setup_s = time.perf_counter() - t_setup
-            gpu.start()
             result = trainer.run(time_limit=args.minutes * 60)
-            util = gpu.stop()
             ema = trainer.ema.module.eval()
             scale = cfg.network.scale
             outputs = {"bicubic": bicubic(pairs.lr, scale)}
@@ -172,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             outputs["official"] = run_net(official.module.to(device).eval(), pairs.lr, device=device)
             outputs["trained"] = run_net(ema, pairs.lr, device=device)
         scores = {k: score(v, pairs.gt, crop_border=scale) for k, v in outputs.items()}
-        steady = _steady_rate(out / "net" / "log.jsonl")
+        log = summarize_train_log(out / "net" / "log.jsonl")
         report = {
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
             "torch": torch.__version__, "python": platform.python_version(),
@@ -183,9 +122,14 @@ def main(argv: list[str] | None = None) -> int:
             "train_images": len(trainer.sampler.sources), "holdout": list(cfg.data.holdout),
             "val_pairs": int(pairs.gt.shape[0]), "val_sources": sorted(set(pairs.sources)),
             "setup_s": round(setup_s, 2), "train_s": round(result.seconds, 2), "steps": result.steps,
-            "steps_per_s": round(result.steps_per_s, 3), "steps_per_s_steady": steady,
+            "steps_per_s": round(result.steps_per_s, 3), "steps_per_s_steady": log["it_s"],
             "samples_per_s": round(result.steps_per_s * batch, 2),
-            "gpu_util_percent": util,
+            "data_wait_s": round(result.data_wait_s, 1),
+            # per logging interval, after the first: the feed's rate against the step rate, the wait, the GPU
+            "feed_vs_step": log["feed_vs_step"], "feed_samples_s": log["feed_samples_s"],
+            "step_samples_s": log["step_samples_s"], "data_wait_frac": log["data_wait_frac"],
+            "gpu_util_percent": result.gpu_util if device.type == "cuda" else "n/a (CPU)",
+            "log": log,
             "psnr_y": {k: round(v["psnr_y"], 3) for k, v in scores.items()},
             "ssim_y": {k: round(v["ssim_y"], 4) for k, v in scores.items()},
             "export": [str(x) for x in result.exports], "run_dir": str(out),
@@ -199,17 +143,6 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n", encoding="utf-8")
     return 0
-
-
-def _steady_rate(log_path: Path) -> float | None:
-    """Mean it/s of the logged intervals after the first (which includes filling the pool)."""
-    try:
-        rates = [r["it_s"] for r in map(json.loads, log_path.read_text(encoding="utf-8").splitlines())
-                 if r.get("event") == "train"]
-    except (OSError, ValueError):
-        return None
-    rates = rates[1:-1] or rates[1:] or rates
-    return round(statistics.fmean(rates), 3) if rates else None
 
 
 if __name__ == "__main__":

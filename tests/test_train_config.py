@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from vidsr.errors import InputNotFoundError, ModelError, OptionError
-from vidsr.models import SRVGGNetCompact
-from vidsr.train import load_train_config, with_overrides
+from vidsr.models import SRVGGNetCompact, load_model
+from vidsr.train import NetworkConfig, load_train_config, with_overrides, with_pretrained
 from vidsr.train.config import CONFIG_DIR
 from vidsr.train.generator import build_generator, load_into, pretrained_state_dict
 
@@ -80,6 +80,21 @@ def test_finetuning_loads_official_weights_strictly() -> None:
         load_into(tiny, state, "animevideov3")
 
 
-def test_resized_official_net_cannot_be_finetuned() -> None:
-    with pytest.raises(ModelError, match="output resize"):
-        pretrained_state_dict("animevideov3-x2")
+def test_x2_fine_tunes_the_official_x4_net_through_its_resize() -> None:
+    # animevideov3-x2 is the x4 net with a bicubic half-size resize: --pretrained builds the same
+    cfg = load_train_config("compact_x2")
+    want = load_model("animevideov3-x2").module
+    x = torch.rand(1, 3, 12, 16, generator=torch.Generator().manual_seed(0))
+    for name in ("animevideov3-x2", "animevideov3"):
+        net_cfg = with_pretrained(cfg.network, name)
+        assert (net_cfg.scale, net_cfg.net_scale, net_cfg.pretrained) == (2, 4, name)
+        net = build_generator(net_cfg)
+        load_into(net, pretrained_state_dict(name), name)
+        assert torch.allclose(net(x), want(x), atol=1e-6) and net(x).shape == (1, 3, 24, 32)
+    # a native x2 net cannot take the weights, and says how to
+    with pytest.raises(ModelError, match="--pretrained"):
+        load_into(build_generator(cfg.network), pretrained_state_dict("animevideov3-x2"), "animevideov3-x2")
+    with pytest.raises(ModelError, match="x2, the config's network x4"):
+        with_pretrained(load_train_config("compact_x4").network, "animevideov3-x2")
+    with pytest.raises(OptionError, match="net_scale"):
+        NetworkConfig(arch="compact", scale=4, num_feat=8, num_conv=2, net_scale=2)

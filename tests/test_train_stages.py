@@ -37,6 +37,14 @@ def test_both_stages_run_and_export(media: Path, tmp_path: Path) -> None:
     gan_train = [r for r in gan_log if r["event"] == "train"]
     assert [r["step"] for r in net_train] == [1, 2, 3, 4]
     assert all(0 < r["l1"] < 1 and "gan" not in r for r in net_train)
+    # the feed against the trainer, per logging interval: the wait for data, both rates, no GPU figure on a CPU
+    for r in net_train + gan_train:
+        assert 0 <= r["data_wait_s"] and 0 <= r["data_wait_frac"] <= 1 and r["gpu_util"] is None
+        assert r["step_samples_s"] >= r["samples_s"] > 0
+        if r["feed_samples_s"] is not None:  # None in an interval where no batch was finished
+            assert r["feed_samples_s"] > 0 and r["feed_vs_step"] == pytest.approx(
+                r["feed_samples_s"] / r["step_samples_s"])
+    assert net_train[0]["feed_samples_s"] is not None and net_train[0]["data_wait_s"] > 0  # it filled the pool
     # the GAN stage trains G against the discriminator, and the discriminator itself
     assert all(r["gan"] > 0 and r["d_real"] > 0 and r["d_fake"] > 0 for r in gan_train)
     assert all(r["g_total"] == pytest.approx(r["l1"] + 0.1 * r["gan"], rel=1e-5) for r in gan_train)

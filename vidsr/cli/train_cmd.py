@@ -1,13 +1,14 @@
 """`vidsr train`: a config in, the stages run, the exported network's paths out."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from vidsr.train import load_train_config, train as run_training, with_overrides
+from vidsr.train import load_train_config, train as run_training, with_overrides, with_pretrained
 from vidsr.train.config import config_path
 
 
@@ -21,6 +22,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     stage: Optional[list[str]] = typer.Option(None, "--stage", help="Run only this stage (repeatable), e.g. net "
                                               "or gan (default: every stage in order)."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="Fine-tune this model instead of "
+                                             "training from scratch: a name (animevideov3, animevideov3-x2, ...) or "
+                                             "a .pth/.safetensors/.param file of the config's architecture and "
+                                             "scale (default: the config's network.pretrained)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps per stage, overriding the config."),
     holdout: Optional[list[str]] = typer.Option(None, "--holdout", help="File name held out for validation "
                                                 "(repeatable) (default: the config's data.holdout)."),
@@ -35,6 +40,8 @@ def train(
     """Train a network, Real-ESRGAN style (L1 stage, then GAN stage), for `vidsr upscale --model`."""
     cfg = load_train_config(config)
     cfg = with_overrides(cfg, data=data, steps=steps, holdout=holdout)
+    if pretrained is not None:
+        cfg = dataclasses.replace(cfg, network=with_pretrained(cfg.network, pretrained))
     out_dir = out or Path("runs") / (cfg.name or config_path(config).stem)
     result = run_training(cfg, out_dir, resume=resume, stages=stage, device=device, vgg_weights=vgg_weights,
                           time_limit=None if minutes is None else minutes * 60, progress=not quiet)

@@ -14,8 +14,10 @@ Typical use in a trainer::
     params = degrade.sample(n, still=[True, False, ...])   # one flag per sample
     lr = degrade.apply(hr, params, scale=4)                 # or on subsets of the batch
 
-The operations (:mod:`vidsr.degrade.ops`), kernels (:mod:`vidsr.degrade.kernels`) and
-codec stage (:mod:`vidsr.degrade.codec`) are pure functions usable on their own.
+The operations (:mod:`vidsr.degrade.ops`), kernels (:mod:`vidsr.degrade.kernels`), the
+device JPEG (:mod:`vidsr.degrade.torch_jpeg`) and the codec stage (:mod:`vidsr.degrade.codec`,
+run in worker processes by :class:`vidsr.degrade.codec_pool.CodecPool`) are pure functions
+usable on their own.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from vidsr.degrade.kernels import KernelParams, make_kernel, make_kernels, rando
 from vidsr.degrade.ops import (add_gaussian_noise, add_poisson_noise, blur, jpeg, jpeg_many, quantize, resize,
                                usm_sharpen)
 from vidsr.degrade.pipeline import HighOrderDegradation, SampleParams
+from vidsr.degrade.torch_jpeg import jpeg_torch
 
 __all__ = [
     "CodecParams",
@@ -43,6 +46,7 @@ __all__ = [
     "config_path",
     "jpeg",
     "jpeg_many",
+    "jpeg_torch",
     "load_config",
     "make_kernel",
     "make_kernels",

@@ -16,10 +16,13 @@ per-frame tensors:
   batch. The per-pixel noise itself is still drawn per sample, from the sample's
   recorded seed (one generator call each), so a sample's noise is the same in any
   batch, and the same as in the per-sample pipeline;
-* JPEG: one conversion to 8 bits and one copy to the host for the batch, the round
-  trips in the codec threads;
-* codec stage: the clips of the samples that get it go to the host in one copy and to
-  the encoder threads, which run while the other samples get their JPEG.
+* JPEG: with the ``torch`` codec (``auto`` on a GPU), the batch at per-frame qualities in
+  one pass on its device; with ``libjpeg`` (``auto`` on the CPU), one conversion to 8 bits
+  and one copy to the host for the batch, the round trips in the codec threads;
+* codec stage: the clips of the samples that get it go to the host in one copy, into a
+  :class:`~vidsr.degrade.codec_pool.CodecPool`'s shared memory when there is one, and to
+  its worker processes (else to the encoder threads), which run while the other samples
+  get their JPEG.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ import torch
 from vidsr.degrade import ops
 from vidsr.degrade._params import NoiseParams, OrderParams, SampleParams
 from vidsr.degrade.codec import start_compress_clips, synthesize_motions
+from vidsr.degrade.codec_pool import CodecPool
 from vidsr.degrade.kernels import KernelParams, make_kernels
 
 # What must be shared by samples degraded as one tensor.
@@ -156,16 +160,16 @@ def add_noise(x: torch.Tensor, frames: _Frames, noises: Sequence[NoiseParams]) -
 
 
 def _jpeg(x: torch.Tensor, frames: _Frames, qualities: Sequence[int | None],
-          executor: Executor | None) -> torch.Tensor:
+          executor: Executor | None, codec: ops.JpegCodec) -> torch.Tensor:
     samples = [i for i, q in enumerate(qualities) if q is not None]
     if not samples:
         return x
     qs = frames.per_frame([qualities[i] for i in samples], samples)  # type: ignore[misc]
-    return _on_subset(x, frames, samples, lambda y: ops.jpeg(y, qs, executor=executor))
+    return _on_subset(x, frames, samples, lambda y: ops.jpeg(y, qs, codec=codec, executor=executor))
 
 
 def _order(x: torch.Tensor, frames: _Frames, orders: Sequence[OrderParams | None], reference: tuple[int, int] | None,
-           executor: Executor | None) -> torch.Tensor:
+           executor: Executor | None, codec: ops.JpegCodec) -> torch.Tensor:
     o = orders[0]
     if o is None:  # the group shares whether the order runs
         return x
@@ -174,11 +178,11 @@ def _order(x: torch.Tensor, frames: _Frames, orders: Sequence[OrderParams | None
     size = max(1, int(base[0] * o.resize.factor)), max(1, int(base[1] * o.resize.factor))
     x = ops.resize(x, size, o.resize.mode).clamp(0, 1)
     x = add_noise(x, frames, [p.noise for p in orders])  # type: ignore[union-attr]
-    return _jpeg(x, frames, [p.jpeg_quality for p in orders], executor)  # type: ignore[union-attr]
+    return _jpeg(x, frames, [p.jpeg_quality for p in orders], executor, codec)  # type: ignore[union-attr]
 
 
 def _codec(x: torch.Tensor, frames: _Frames, plist: Sequence[SampleParams], place: str,
-           executor: Executor | None,
+           executor: Executor | None, pool: CodecPool | None,
            meanwhile: Callable[[torch.Tensor, Executor | None], torch.Tensor] | None = None) -> torch.Tensor:
     """The codec stage of the samples that take it at ``place``.
 
@@ -193,14 +197,15 @@ def _codec(x: torch.Tensor, frames: _Frames, plist: Sequence[SampleParams], plac
         return x
     index = frames.index(samples)
     finish = start_compress_clips(x.index_select(0, index), [frames.counts[i] for i in samples],
-                                  [plist[i].codec for i in samples], executor)  # type: ignore[misc]
+                                  [plist[i].codec for i in samples], executor, pool=pool)  # type: ignore[misc]
     if meanwhile is not None:
         x = meanwhile(x, None)  # touches none of the samples being encoded
     return x.index_copy(0, index, finish())
 
 
 def degrade_group(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tuple[int, int],
-                  executor: Executor | None) -> torch.Tensor:
+                  executor: Executor | None, jpeg_codec: ops.JpegCodec = "auto",
+                  pool: CodecPool | None = None) -> torch.Tensor:
     """Degrade samples of one group key; ``src`` ``[M, 3, H, W]`` images or ``[M, T, 3, H, W]`` clips."""
     m = len(plist)
     if src.dim() == 4:
@@ -216,8 +221,8 @@ def degrade_group(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tup
         frames = _Frames([t] * m, src.device)
         x = src.reshape(m * t, *src.shape[2:])
 
-    x = _order(x, frames, [p.first for p in plist], None, executor)
-    x = _order(x, frames, [p.second for p in plist], lr_size, executor)
+    x = _order(x, frames, [p.first for p in plist], None, executor, jpeg_codec)
+    x = _order(x, frames, [p.second for p in plist], lr_size, executor, jpeg_codec)
 
     final = plist[0].final  # the group shares the final stage's order and mode
 
@@ -229,10 +234,11 @@ def degrade_group(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tup
         x = resize_sinc(x)
     # The encoders of the samples that take the codec in the JPEG's place run while the others get their JPEG.
     qualities = [p.final.jpeg_quality for p in plist]
-    x = _codec(x, frames, plist, "final", executor, meanwhile=lambda y, ex: _jpeg(y, frames, qualities, ex))
+    x = _codec(x, frames, plist, "final", executor, pool,
+               meanwhile=lambda y, ex: _jpeg(y, frames, qualities, ex, jpeg_codec))
     if not final.resize_first:
         x = resize_sinc(x)
-    x = _codec(x, frames, plist, "end", executor)
+    x = _codec(x, frames, plist, "end", executor, pool)
 
     if src.dim() == 4:
         if not frames.single:
@@ -268,7 +274,8 @@ def _chunks(src: torch.Tensor, plist: Sequence[SampleParams], idx: list[int]) ->
 
 
 def degrade_batch(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tuple[int, int],
-                  executor: Executor | None) -> torch.Tensor:
+                  executor: Executor | None, *, jpeg_codec: ops.JpegCodec = "auto",
+                  pool: CodecPool | None = None) -> torch.Tensor:
     """Degrade a batch: one :func:`degrade_group` per group key (one in all for ``per_batch``
     draws), in memory-sized pieces on CPUs."""
     groups: dict[GroupKey, list[int]] = {}
@@ -276,10 +283,10 @@ def degrade_batch(src: torch.Tensor, plist: Sequence[SampleParams], lr_size: tup
         groups.setdefault(group_key(p), []).append(i)
     parts = [chunk for idx in groups.values() for chunk in _chunks(src, plist, idx)]
     if len(parts) == 1:
-        return degrade_group(src, plist, lr_size, executor)
+        return degrade_group(src, plist, lr_size, executor, jpeg_codec, pool)
     out: torch.Tensor | None = None
     for idx in parts:
-        part = degrade_group(src[idx], [plist[i] for i in idx], lr_size, executor)
+        part = degrade_group(src[idx], [plist[i] for i in idx], lr_size, executor, jpeg_codec, pool)
         if out is None:
             out = part.new_empty((len(plist), *part.shape[1:]))
         out[idx] = part

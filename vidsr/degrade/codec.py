@@ -17,43 +17,23 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from fractions import Fraction
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidsr.degrade import _random
+from vidsr.degrade import _random, encoders
 from vidsr.degrade.config import CODEC_NAMES, CodecConfig
+from vidsr.degrade.encoders import DECODERS, CodecParams
 from vidsr.errors import EncoderError, OptionError
 
-# Decoders of each encoder's bitstream (FFmpeg's native ones).
-_DECODERS = {"libx264": "h264", "libx265": "hevc", "mpeg4": "mpeg4", "libvpx-vp9": "vp9"}
-# libx265 as bundled with PyAV misbehaves on small frames: it corrupted the heap at 34..48 px a
-# side (with torch loaded) and gave run-to-run different bitstreams at 64 px (none seen from
-# 80 px up). Smaller frames are padded up to this side, with a margin.
-_MIN_SIDE = {"libx265": 128}
-_MIN_SIDE_ANY = 16
+if TYPE_CHECKING:
+    from vidsr.degrade.codec_pool import CodecPool
 # Codecs whose rate control reaches a target bitrate within a few frames; libvpx does not,
 # so VP9 always runs at constant quality.
 _BITRATE_CODECS = ("libx264", "libx265", "mpeg4")
 _PRESET_CODECS = ("libx264", "libx265")
-
-
-@dataclass(frozen=True)
-class CodecParams:
-    """One drawn encoder setting."""
-
-    codec: str  #: encoder name: libx264, libx265, mpeg4, libvpx-vp9
-    rate_control: Literal["crf", "bitrate"]
-    crf: float | None = None  #: CRF (x264/x265/VP9) or fixed quantiser (mpeg4)
-    bitrate_bpp: float | None = None  #: target bits per pixel per frame
-    preset: str | None = None  #: x264/x265 only
-    gop: int = 12  #: keyframe interval
-    bframes: int = 0  #: consecutive B-frames at most (not VP9)
-    fps: int = 25
 
 
 @dataclass(frozen=True)
@@ -76,7 +56,7 @@ def available_codecs() -> tuple[str, ...]:
     for name in CODEC_NAMES:
         try:
             av.codec.Codec(name, "w")
-            av.codec.Codec(_DECODERS[name], "r")
+            av.codec.Codec(DECODERS[name], "r")
         except Exception:  # PyAV raises several types for a missing codec
             continue
         found.append(name)
@@ -180,114 +160,24 @@ def synthesize_motions(images: torch.Tensor, motions: Sequence[MotionParams]) ->
     return clips
 
 
-@functools.cache
-def _x264_asm() -> str | None:
-    """x264's CPU feature list capped below AVX-512, or None to keep x264's own detection.
-
-    With its AVX-512 code, libx264 (as bundled with PyAV) gives run-to-run different
-    bitstreams for the same input on some small frames; capped at AVX2 it was
-    deterministic in every trial, and still fast. Features are only named when
-    /proc/cpuinfo lists them, since x264 trusts the list and would fault otherwise.
-    """
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
-    if "avx512f" not in flags:
-        return None
-    if {"avx2", "bmi2", "fma", "sse4_2"} <= flags:
-        return "MMX2,SSE,SSE2,SSE2Fast,SSSE3,SSE4.1,SSE4.2,AVX,AVX2"
-    return "0"
-
-
-def _encoder_options(p: CodecParams) -> dict[str, str]:
-    opts: dict[str, str] = {}
-    if p.codec == "libx264":
-        opts["threads"] = "1"  # deterministic output; clips are compressed in parallel instead
-        asm = _x264_asm()
-        if asm is not None:
-            opts["x264-params"] = f"asm={asm}"
-    elif p.codec == "libx265":
-        opts["x265-params"] = "log-level=none:pools=none:frame-threads=1"
-    elif p.codec == "libvpx-vp9":
-        opts.update({"deadline": "realtime", "cpu-used": "8", "threads": "1"})
-    if p.preset is not None:
-        opts["preset"] = p.preset
-    if p.rate_control == "crf":
-        assert p.crf is not None
-        if p.codec == "mpeg4":
-            q = str(int(min(31, max(1, round(p.crf)))))
-            opts.update({"qmin": q, "qmax": q})
-        else:
-            opts["crf"] = f"{p.crf:g}"
-    return opts
-
-
-def _pad_to(frames: np.ndarray, h: int, w: int) -> np.ndarray:
-    ph, pw = h - frames.shape[1], w - frames.shape[2]
-    if ph == 0 and pw == 0:
-        return frames
-    return np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-
-
 def compress_frames(frames: np.ndarray, params: CodecParams) -> np.ndarray:
-    """Encode and decode ``[T, H, W, 3]`` uint8 RGB frames; returns the same shape.
-
-    Releases the GIL inside FFmpeg, so clips can be compressed in threads. Frames are
-    padded by edge replication (as encoders pad to whole macroblocks themselves) to even
-    sizes, as 4:2:0 needs, and to the encoder's minimum size, then cropped back.
-    """
-    import av
-
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise OptionError(f"expected uint8 frames [T, H, W, 3], got {frames.shape} {frames.dtype}")
-    if params.codec not in _DECODERS:
-        raise OptionError(f"unknown video encoder {params.codec!r}; allowed: {list(CODEC_NAMES)}")
-    t, h, w, _ = frames.shape
-    min_side = max(_MIN_SIDE_ANY, _MIN_SIDE.get(params.codec, 0))
-    eh, ew = max(min_side, h + h % 2), max(min_side, w + w % 2)
-    padded = _pad_to(np.ascontiguousarray(frames), eh, ew)
+    """Encode and decode ``[T, H, W, 3]`` uint8 RGB frames; returns the same shape
+    (:func:`vidsr.degrade.encoders.compress_frames`, with vidsr's errors)."""
     try:
-        enc: Any = av.CodecContext.create(params.codec, "w")
-        enc.width, enc.height, enc.pix_fmt = ew, eh, "yuv420p"
-        enc.time_base = Fraction(1, params.fps)
-        enc.framerate = Fraction(params.fps, 1)
-        enc.gop_size = params.gop
-        enc.max_b_frames = params.bframes
-        opts = _encoder_options(params)
-        if params.rate_control == "bitrate":
-            assert params.bitrate_bpp is not None
-            rate = max(1000, int(params.bitrate_bpp * ew * eh * params.fps))
-            enc.bit_rate = rate
-            # A VBV buffer of a few frames forces the rate control to meet the target within a
-            # short clip; without it, it starts from a default quantiser and never gets there.
-            opts.update({"maxrate": str(rate), "bufsize": str(max(1000, rate // params.fps * 4))})
-        elif params.codec == "libvpx-vp9":
-            enc.bit_rate = 0  # pure constant quality
-        enc.options = opts
-        packets = []
-        for i in range(t):
-            frame = av.VideoFrame.from_ndarray(padded[i], format="rgb24").reformat(format="yuv420p")
-            frame.pts = i
-            packets.extend(enc.encode(frame))
-        packets.extend(enc.encode(None))
-        dec: Any = av.CodecContext.create(_DECODERS[params.codec], "r")
-        dec.thread_count = 1
-        decoded = []
-        for packet in packets:
-            decoded.extend(dec.decode(packet))
-        decoded.extend(dec.decode(None))
-    except (av.FFmpegError, ValueError) as exc:
-        raise EncoderError(f"{params.codec} failed on a {w}x{h} clip of {t} frame(s): {exc}") from exc
-    if len(decoded) != t:
-        raise EncoderError(f"{params.codec} returned {len(decoded)} frames for {t}")
-    out = np.stack([f.to_ndarray(format="rgb24") for f in decoded])
-    return out[:, :h, :w]
+        return encoders.compress_frames(frames, params)
+    except encoders.EncodeFailed as exc:
+        raise EncoderError(str(exc)) from exc
+    except ValueError as exc:
+        raise OptionError(str(exc)) from exc
+
+
+def _to_frames_u8(clip: torch.Tensor) -> torch.Tensor:
+    """``[T, 3, H, W]`` float -> ``[T, H, W, 3]`` uint8, on the clip's device."""
+    return (clip.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def _clip_to_frames(clip: torch.Tensor) -> np.ndarray:
-    return (clip.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return _to_frames_u8(clip).cpu().numpy()
 
 
 def _frames_to_clip(frames: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -303,17 +193,22 @@ def compress_clip(clip: torch.Tensor, params: CodecParams) -> torch.Tensor:
 
 
 def start_compress_clips(frames: torch.Tensor, counts: Sequence[int], params: Sequence[CodecParams],
-                         executor: Executor | None = None) -> Callable[[], torch.Tensor]:
+                         executor: Executor | None = None, *,
+                         pool: CodecPool | None = None) -> Callable[[], torch.Tensor]:
     """Start compressing consecutive clips of ``frames`` ``[F, 3, H, W]``; ``counts[i]`` frames for ``params[i]``.
 
-    The frames go to the host in one copy and the encoders start in ``executor``'s
-    threads (at once in this thread without one); the returned function waits for them
-    and gives all frames back, compressed, as one tensor like ``frames``. The caller does
-    other work in between.
+    With a ``pool``, the clips go to its worker processes through one shared-memory
+    segment; else the frames go to the host in one copy and the encoders start in
+    ``executor``'s threads (at once in this thread without one). The returned function
+    waits for them and gives all frames back, compressed, as one tensor like ``frames``.
+    The caller does other work in between.
     """
     if len(counts) != len(params) or sum(counts) != frames.shape[0]:
         raise OptionError(f"{len(params)} codec settings and clips of {list(counts)} frames for "
                           f"{frames.shape[0]} frames")
+    if pool is not None:
+        handle = pool.start(_to_frames_u8(frames), counts, params)
+        return lambda: _frames_to_clip(handle.result(), frames)
     arrays = np.split(_clip_to_frames(frames), np.cumsum(counts)[:-1])
     if executor is None:
         done = np.concatenate([compress_frames(a, p) for a, p in zip(arrays, params)])
@@ -323,10 +218,14 @@ def start_compress_clips(frames: torch.Tensor, counts: Sequence[int], params: Se
 
 
 def compress_clips(clips: Sequence[torch.Tensor], params: Sequence[CodecParams],
-                   executor: Executor | None = None) -> list[torch.Tensor]:
-    """:func:`compress_clip` over many clips, in parallel threads when an executor is given."""
+                   executor: Executor | None = None, *, pool: CodecPool | None = None) -> list[torch.Tensor]:
+    """:func:`compress_clip` over many clips: in a pool's worker processes, in parallel threads when an
+    executor is given, else one after the other."""
     if len(clips) != len(params):
         raise OptionError(f"got {len(params)} codec settings for {len(clips)} clips")
+    if pool is not None:
+        handles = [pool.start(_to_frames_u8(c), [c.shape[0]], [p]) for c, p in zip(clips, params)]
+        return [_frames_to_clip(h.result(), c) for h, c in zip(handles, clips)]
     arrays = [_clip_to_frames(c) for c in clips]
     if executor is None or len(arrays) < 2:
         results = [compress_frames(a, p) for a, p in zip(arrays, params)]

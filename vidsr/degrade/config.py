@@ -23,6 +23,7 @@ ResizeDirection = Literal["up", "down", "keep"]
 CodecName = Literal["libx264", "libx265", "mpeg4", "libvpx-vp9"]
 CodecPlace = Literal["final", "end"]
 DrawMode = Literal["per_batch", "per_sample"]
+JpegCodec = Literal["auto", "torch", "libjpeg"]
 
 KERNEL_TYPES: tuple[str, ...] = get_args(KernelType)
 RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
@@ -226,6 +227,13 @@ class DegradationConfig:
     #: key with a default: files written before the batched mode existed keep giving the
     #: same pairs for the same seed. The shipped (training) configs say ``per_batch``.
     draw: DrawMode = "per_sample"
+    #: Which implementation applies the JPEG steps; all give libjpeg's baseline 4:2:0 JPEG,
+    #: pixel for pixel: ``torch``, libjpeg's integer arithmetic in batched tensor operations
+    #: on the degradation's device (:mod:`vidsr.degrade.torch_jpeg`); ``libjpeg``,
+    #: libjpeg-turbo itself on the CPU (through torchvision), one image at a time in the
+    #: encoder threads; ``auto``, ``torch`` on a GPU and ``libjpeg`` on the CPU, where its
+    #: SIMD code is faster. A default because it came later, and the same pixels as before.
+    jpeg: JpegCodec = "auto"
 
 
 def config_path(name_or_path: str | Path) -> Path:

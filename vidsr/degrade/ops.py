@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from vidsr.degrade.torch_jpeg import jpeg_torch
 from vidsr.errors import OptionError
 
 ResizeMode = Literal["area", "bilinear", "bicubic", "nearest"]
@@ -260,30 +261,49 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round().clamp(0, 255) / 255
 
 
-def jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int], *,
+JpegCodec = Literal["auto", "torch", "libjpeg"]
+JPEG_CODECS: tuple[str, ...] = ("auto", "torch", "libjpeg")
+
+
+def _use_torch(codec: str, x: torch.Tensor) -> bool:
+    """``auto``: the device JPEG where the images are on an accelerator, libjpeg-turbo (the same
+    output, faster on a CPU) where they are on the CPU."""
+    return codec == "torch" or (codec == "auto" and x.device.type != "cpu")
+
+
+def jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int], *, codec: JpegCodec = "auto",
               executor: Executor | None = None) -> list[torch.Tensor]:
     """JPEG-compress groups of images of any size, each group at its own quality.
 
     ``images[i]`` is ``[N_i, 3, H_i, W_i]`` float in [0, 1] on any device, compressed at
-    ``qualities[i]``; results come back on the same device. With an ``executor``, the
-    images are encoded and decoded in its threads (libjpeg-turbo runs without the GIL).
+    ``qualities[i]``; results come back on the same device. ``codec``: ``torch``
+    (:func:`vidsr.degrade.torch_jpeg.jpeg_torch`, on the images' device, one call per group),
+    ``libjpeg`` (libjpeg-turbo on the CPU through torchvision; with an ``executor``, the
+    images are encoded and decoded in its threads, which libjpeg-turbo runs without the
+    GIL), or ``auto`` (default): ``torch`` for images on a GPU, ``libjpeg`` on the CPU.
+    Both give the same pixels (``torch`` does libjpeg's integer arithmetic); what differs
+    is where it runs and how fast: libjpeg-turbo's SIMD code is faster on a CPU, the
+    tensor version saves a GPU the round trip to the host.
 
-    Why a real codec and not Real-ESRGAN's differentiable approximation (DiffJPEG): the
-    network must learn what real encoders do, with their colour conversion, 4:2:0 chroma
-    subsampling, rounding and integer quality, and the trainer never back-propagates
-    through the degradation, so differentiability buys nothing.
+    Why a real codec's arithmetic and not Real-ESRGAN's differentiable approximation
+    (DiffJPEG): the network must learn what real encoders do, with their colour
+    conversion, 4:2:0 chroma subsampling, rounding and integer quality, and the trainer
+    never back-propagates through the degradation, so differentiability buys nothing.
 
-    Why always libjpeg-turbo on the CPU (torchvision's ``encode_jpeg``/``decode_jpeg``)
-    and not nvjpeg on CUDA: torchvision's CUDA encoder keeps full-resolution chroma
+    Why not nvjpeg on CUDA: torchvision's CUDA encoder keeps full-resolution chroma
     (4:4:4). Measured on an H100, nvjpeg's output at quality 90 was 9 dB closer to the
     input than libjpeg's, so the same seed would have meant much milder JPEG damage on a
-    GPU than on a CPU, and milder than the 4:2:0 JPEGs found in the wild. The images are
-    small (64..400 px) and the round trip costs well under a millisecond each.
+    GPU than on a CPU, and milder than the 4:2:0 JPEGs found in the wild.
     """
     if len(images) != len(qualities):
         raise OptionError(f"got {len(qualities)} qualities for {len(images)} image groups")
+    _check_codec(codec)
     for x, q in zip(images, qualities):
         _check_jpeg_input(x, q)
+    if all(_use_torch(codec, x) for x in images):
+        return [jpeg_torch(x, int(q)) for x, q in zip(images, qualities)]
+    if codec != "libjpeg":  # auto, some groups on the CPU: each where it is
+        return [jpeg(x, int(q), codec=codec, executor=executor) for x, q in zip(images, qualities)]
     u8 = [to_uint8(x).cpu() for x in images]
     flat = [img for group in u8 for img in group.unbind(0)]
     qs = [int(q) for group, q in zip(u8, qualities) for _ in range(group.shape[0])]
@@ -295,6 +315,11 @@ def jpeg_many(images: Sequence[torch.Tensor], qualities: Sequence[int], *,
         out.append(torch.stack(decoded[i:i + m]).to(device=x.device, dtype=x.dtype) / 255 if m else x.clone())
         i += m
     return out
+
+
+def _check_codec(codec: str) -> None:
+    if codec not in JPEG_CODECS:
+        raise OptionError(f"JPEG codec must be one of {list(JPEG_CODECS)}, got {codec!r}")
 
 
 def _check_jpeg_input(x: torch.Tensor, quality: int) -> None:
@@ -333,13 +358,18 @@ def _round_trips(images: Sequence[torch.Tensor], qualities: Sequence[int],
     return list(executor.map(_round_trip, images, qualities))
 
 
-def jpeg(x: torch.Tensor, quality: int | Sequence[int], *, executor: Executor | None = None) -> torch.Tensor:
+def jpeg(x: torch.Tensor, quality: int | Sequence[int], *, codec: JpegCodec = "auto",
+         executor: Executor | None = None) -> torch.Tensor:
     """JPEG-compress each image of ``[N, 3, H, W]`` at a shared or per-image integer quality.
 
-    One conversion to 8 bits and one copy to the host for the batch, then one round trip
-    per image (in ``executor``'s threads if given), and one copy back.
+    ``codec="torch"``: the whole batch on its own device in one pass
+    (:func:`vidsr.degrade.torch_jpeg.jpeg_torch`). ``codec="libjpeg"``: one conversion to 8 bits
+    and one copy to the host for the batch, then one libjpeg-turbo round trip per image
+    (in ``executor``'s threads if given), and one copy back. ``auto``: ``torch`` on a GPU,
+    ``libjpeg`` on the CPU; the same pixels either way (see :func:`jpeg_many`).
     """
     _check_images(x)
+    _check_codec(codec)
     n = x.shape[0]
     qs = [int(quality)] * n if isinstance(quality, (int, float)) else [int(q) for q in quality]
     if len(qs) != n:
@@ -348,6 +378,8 @@ def jpeg(x: torch.Tensor, quality: int | Sequence[int], *, executor: Executor | 
         return x.clone()
     for q in set(qs):
         _check_jpeg_input(x, q)
+    if _use_torch(codec, x):
+        return jpeg_torch(x, qs)
     decoded = _round_trips(to_uint8(x).cpu().unbind(0), qs, executor)
     return torch.stack(decoded).to(device=x.device, dtype=x.dtype) / 255
 

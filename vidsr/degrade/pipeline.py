@@ -50,6 +50,7 @@ from vidsr.degrade._batched import degrade_batch
 from vidsr.degrade._params import (FinalParams, NoiseParams, OrderParams, ResizeParams, SampleParams, sample_batch,
                                    sample_params)
 from vidsr.degrade.codec import check_codecs, compress_clips, synthesize_motion
+from vidsr.degrade.codec_pool import CodecPool
 from vidsr.degrade.config import DegradationConfig
 from vidsr.degrade.kernels import KernelParams, make_kernel
 from vidsr.errors import InputError, OptionError
@@ -84,11 +85,12 @@ def _map(clips: Clips, selected: Sequence[bool], fn: Callable[[int, torch.Tensor
     return [fn(i, c) if sel else c for i, (c, sel) in enumerate(zip(clips, selected))]
 
 
-def _jpeg(clips: Clips, qualities: Sequence[int | None]) -> Clips:
+def _jpeg(clips: Clips, qualities: Sequence[int | None], codec: ops.JpegCodec) -> Clips:
     idx = [i for i, q in enumerate(qualities) if q is not None]
     if not idx:
         return clips
-    done = ops.jpeg_many([clips[i] for i in idx], [int(qualities[i]) for i in idx])  # type: ignore[arg-type]
+    done = ops.jpeg_many([clips[i] for i in idx], [int(qualities[i]) for i in idx],  # type: ignore[arg-type]
+                         codec=codec)
     out = list(clips)
     for i, c in zip(idx, done):
         out[i] = c
@@ -98,14 +100,17 @@ def _jpeg(clips: Clips, qualities: Sequence[int | None]) -> Clips:
 class HighOrderDegradation:
     """Seeded high-order degradation of HR batches into LR batches (see the module doc).
 
-    Not thread-safe: each call advances one generator. ``codec_workers`` threads run the
-    video encoders and, in the batched mode, the JPEG round trips of a batch (default:
-    up to 8, one per CPU core; 1: everything in the calling thread). Both release the
-    GIL, so they also overlap with other threads' work.
+    Not thread-safe: each call advances one generator. With a ``codec_pool``
+    (:class:`vidsr.degrade.codec_pool.CodecPool`, which may be shared with other
+    degradations in other threads) the video encoders run in its worker processes.
+    Else ``codec_workers`` threads run them and, with the ``libjpeg`` JPEG in the
+    batched mode, the JPEG round trips of a batch (default: up to 8, one per CPU core;
+    1: everything in the calling thread); both release the GIL for most of their work.
     """
 
     def __init__(self, config: DegradationConfig, *, seed: int | None = None,
-                 generator: torch.Generator | None = None, codec_workers: int | None = None) -> None:
+                 generator: torch.Generator | None = None, codec_workers: int | None = None,
+                 codec_pool: CodecPool | None = None) -> None:
         if seed is not None and generator is not None:
             raise OptionError("give a seed or a generator, not both")
         self.config = config
@@ -122,6 +127,7 @@ class HighOrderDegradation:
             check_codecs([c for c, p in config.codec.codec_probs.items() if p > 0])
         self._codec_workers = codec_workers if codec_workers is not None else min(8, os.cpu_count() or 1)
         self._executor: ThreadPoolExecutor | None = None
+        self.codec_pool = codec_pool
 
     def close(self) -> None:
         """Stop the encoder threads (they are started again when needed)."""
@@ -174,7 +180,11 @@ class HighOrderDegradation:
             src = hr
             if self.config.sharpen_input:
                 src = ops.usm_sharpen(hr.reshape(-1, 3, h, w)).reshape(hr.shape)
-            return degrade_batch(src, plist, lr_size, self._get_executor())
+            # Threads only for what needs them: the encoders without a pool, libjpeg round trips.
+            libjpeg = self.config.jpeg == "libjpeg" or (self.config.jpeg == "auto" and hr.device.type == "cpu")
+            needs_threads = self.codec_pool is None or libjpeg
+            return degrade_batch(src, plist, lr_size, self._get_executor() if needs_threads else None,
+                                 jpeg_codec=self.config.jpeg, pool=self.codec_pool)
         clips = self._split(hr, still)
         if self.config.sharpen_input:
             # One batched call before the batch splits into clips of different sizes.
@@ -191,7 +201,7 @@ class HighOrderDegradation:
 
         first_half = [p.final.resize_first for p in plist]
         clips = _map(clips, first_half, resize_sinc)
-        clips = _jpeg(clips, [p.final.jpeg_quality for p in plist])
+        clips = _jpeg(clips, [p.final.jpeg_quality for p in plist], self.config.jpeg)
         clips = self._codec(clips, plist, "final")
         clips = _map(clips, [not s for s in first_half], resize_sinc)
         clips = self._codec(clips, plist, "end")
@@ -242,14 +252,14 @@ class HighOrderDegradation:
             return _noise(c, o.noise)
 
         clips = _map(clips, [o is not None for o in orders], blur_resize_noise)
-        return _jpeg(clips, [o.jpeg_quality if o is not None else None for o in orders])
+        return _jpeg(clips, [o.jpeg_quality if o is not None else None for o in orders], self.config.jpeg)
 
     def _codec(self, clips: Clips, plist: Sequence[SampleParams], place: str) -> Clips:
         idx = [i for i, p in enumerate(plist) if p.codec is not None and p.codec_place == place]
         if not idx:
             return clips
         done = compress_clips([clips[i] for i in idx], [plist[i].codec for i in idx],  # type: ignore[misc]
-                              self._get_executor())
+                              self._get_executor(), pool=self.codec_pool)
         out = list(clips)
         for i, c in zip(idx, done):
             out[i] = c

@@ -9,6 +9,9 @@ U-Net discriminator, on pairs made on the fly by :mod:`vidsr.degrade`::
     result = train(cfg, "runs/compact_x4")
     result.exports   # (runs/compact_x4/compact_x4.safetensors, .../compact_x4.pth)
 
+    # fine-tuning the official network instead (both stages, the same degradations):
+    cfg = dataclasses.replace(cfg, network=with_pretrained(cfg.network, "animevideov3"))
+
 The exports load with ``vidsr upscale --model PATH``. Under ``torchrun`` the same call
 trains on every GPU with DDP. :class:`Trainer` runs one stage and exposes single steps.
 """
@@ -18,6 +21,7 @@ from vidsr.train.config import (DataConfig, DiscriminatorConfig, FeedConfig, Los
                                 TrainConfig, ValidationConfig, load_train_config, with_overrides)
 from vidsr.train.discriminator import UNetDiscriminatorSN
 from vidsr.train.export import export_generator
+from vidsr.train.generator import with_pretrained
 from vidsr.train.losses import PerceptualLoss, load_vgg19_state_dict
 from vidsr.train.trainer import StageResult, Trainer, TrainResult, replace_stage, train
 from vidsr.train.validate import psnr_y, ssim_y
@@ -44,4 +48,5 @@ __all__ = [
     "ssim_y",
     "train",
     "with_overrides",
+    "with_pretrained",
 ]

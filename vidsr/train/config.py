@@ -22,6 +22,7 @@ from vidsr.errors import OptionError
 Arch = Literal["compact", "rrdb"]
 ActType = Literal["prelu", "relu"]
 AmpMode = Literal["bf16", "fp16", "off"]
+CodecPoolKind = Literal["processes", "threads"]
 
 # Folder of the shipped configurations: vidsr/configs/train/.
 CONFIG_DIR = CONFIGS_ROOT / "train"
@@ -61,9 +62,19 @@ class NetworkConfig:
     num_block: int | None = None  #: rrdb only
     num_grow_ch: int | None = None  #: rrdb only
     pretrained: str | None = None  #: a model name or weights file to fine-tune (loaded with strict=True)
+    #: compact only: the network's own upscale when it differs from ``scale``, its output
+    #: then resized bicubically to ``scale`` (the official animevideov3-x2 and -x3 are the
+    #: x4 net so resized); None: the net upscales by ``scale`` itself
+    net_scale: int | None = None
 
     def __post_init__(self) -> None:
         _positive(self.num_feat, "num_feat")
+        if self.net_scale is not None:
+            if self.arch != "compact":
+                raise OptionError("net_scale is a compact setting")
+            if self.net_scale not in (1, 2, 3, 4) or self.net_scale < self.scale:
+                raise OptionError(f"net_scale must be 1, 2, 3 or 4 and at least the scale ({self.scale}), "
+                                  f"got {self.net_scale}")
         if self.arch == "compact":
             if self.scale not in (1, 2, 3, 4):
                 raise OptionError(f"a compact net's scale must be 1, 2, 3 or 4, got {self.scale}")
@@ -120,15 +131,20 @@ class FeedConfig:
 
     degradation: str  #: a shipped degradation config name or a YAML path (relative: to this file)
     threads: int = 2  #: producer threads, each degrading whole batches on the training device
-    codec_workers: int = 8  #: encoder threads in total (CPU), shared out among the producers
+    #: video-encoder workers (processes, or threads), shared by the producers; None: one per
+    #: CPU core, divided among the ranks of a machine under torchrun
+    codec_workers: int | None = None
+    codec_pool: CodecPoolKind = "processes"  #: processes (frames through shared memory) or threads
     prefetch: int = 4  #: batches degraded ahead of the trainer
     pool_size: int = 180  #: samples in the shuffle pool (a multiple of fresh_per_step)
     fresh_per_step: int | None = None  #: new samples entering the pool per step; None: the batch size
 
     def __post_init__(self) -> None:
-        for name in ("threads", "codec_workers", "prefetch", "pool_size"):
+        for name in ("threads", "prefetch", "pool_size"):
             if getattr(self, name) < 1:
                 raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.codec_workers is not None and self.codec_workers < 1:
+            raise OptionError(f"codec_workers must be >= 1 or null, got {self.codec_workers}")
         if self.fresh_per_step is not None and self.fresh_per_step < 1:
             raise OptionError(f"fresh_per_step must be >= 1, got {self.fresh_per_step}")
 

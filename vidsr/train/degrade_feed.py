@@ -6,15 +6,22 @@ Where the work runs:
   and video seeking release the GIL).
 * Each of ``feed.threads`` producer threads degrades whole batches with its own
   :class:`vidsr.degrade.HighOrderDegradation` on the training device: on CUDA, blur,
-  resizes, noise, USM and JPEG (nvjpeg) run on the GPU; the codec stage (a real video
-  encoder) runs on that degradation's CPU encoder threads (``feed.codec_workers`` shared
-  out among the producers). While one producer waits on its encoders, the others use
-  the GPU and the trainer keeps stepping: the codec stage overlaps with training,
-  ``feed.prefetch`` batches deep. All GPU work stays on the default stream: the
-  library's encoder threads copy their results back to the GPU on it, so one stream
-  keeps every copy ordered before its use, and no memory is freed while another stream
-  may still read it. So GPU kernels of degrading and of training interleave on one
-  stream; what the threads overlap is the CPU side (Python, encoders, decoding).
+  resizes, noise, USM and JPEG (``jpeg: torch``, libjpeg's arithmetic in tensor
+  operations) run on the GPU; the codec stage (real video encoders) runs in one
+  :class:`vidsr.degrade.codec_pool.CodecPool` of ``feed.codec_workers`` worker processes
+  (default: one per CPU core, shared out among the ranks of a machine) that all
+  producers share, frames passed through shared memory (``feed.codec_pool: threads``
+  runs the encoders in threads of this process instead). While one producer waits on
+  its encoders, the others use the GPU and the trainer keeps stepping: the codec stage
+  overlaps with training, ``feed.prefetch`` batches deep. All GPU work stays on the
+  default stream, which keeps every copy back to the GPU ordered before its use, and no
+  memory is freed while another stream may still read it. So GPU kernels of degrading
+  and of training interleave on one stream; what the threads and processes overlap is
+  the CPU side (Python, encoders, decoding).
+* The feed measures itself: :meth:`DegradationFeed.stats` gives, per interval, the
+  batches made and the producers' busy time, from which its rate (samples per second
+  it could deliver with every producer busy) is compared with the trainer's step rate
+  in the training log.
 * The trainer takes batches in order from a shuffle pool (Real-ESRGAN's
   ``_dequeue_and_enqueue``): each step, a random batch leaves the pool and the fresh
   samples take its slots, so every batch mixes samples degraded at different times.
@@ -31,13 +38,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from vidsr.degrade import DegradationConfig, HighOrderDegradation, SampleParams
+from vidsr.degrade.codec_pool import CodecPool, usable_cores
 from vidsr.train.data import Patch, PatchSampler, seed_of
 
 log = logging.getLogger(__name__)
@@ -83,11 +93,34 @@ def degrade_patches(deg: HighOrderDegradation, patches: Sequence[Patch], *, scal
     return gt, lr
 
 
+@dataclass(frozen=True)
+class FeedStats:
+    """What the producers did since the previous :meth:`DegradationFeed.stats` call."""
+
+    batches: int  #: batches finished
+    samples: int  #: fresh pairs in them
+    busy_s: float  #: producer seconds spent making them (summed over producers)
+    threads: int  #: producer threads
+
+    @property
+    def samples_per_s(self) -> float | None:
+        """The feed's rate: pairs per second with every producer busy (None before a batch)."""
+        if self.batches == 0 or self.busy_s <= 0:
+            return None
+        return self.threads * self.samples / self.busy_s
+
+
 class DegradationFeed:
-    """Batches of ``chunk`` fresh pairs, index by index, made ahead by producer threads."""
+    """Batches of ``chunk`` fresh pairs, index by index, made ahead by producer threads.
+
+    ``codec_workers``: encoder processes (``codec_pool="processes"``, default one per
+    usable core) or threads in all. The codec pool is only started when the
+    degradation's codec stage can run.
+    """
 
     def __init__(self, sampler: PatchSampler, degradation: DegradationConfig, *, scale: int, chunk: int,
-                 device: torch.device, seed: int, rank: int = 0, threads: int = 2, codec_workers: int = 8,
+                 device: torch.device, seed: int, rank: int = 0, threads: int = 2,
+                 codec_workers: int | None = None, codec_pool: str = "processes",
                  prefetch: int = 4, load_threads: int = 4, start: int = 0) -> None:
         self.sampler = sampler
         self.scale = scale
@@ -101,9 +134,14 @@ class DegradationFeed:
         self._error: BaseException | None = None
         self._stop = False
         self._cond = threading.Condition()
+        self._busy: list[float] = []  # seconds per batch made since the last stats()
+        self.threads = threads
         self._loader = ThreadPoolExecutor(load_threads, thread_name_prefix="vidsr-load")
-        per_producer = max(1, codec_workers // threads)
-        self._degs = [HighOrderDegradation(degradation, seed=0, codec_workers=per_producer) for _ in range(threads)]
+        workers = codec_workers if codec_workers is not None else usable_cores()
+        self._pool = (CodecPool(workers) if codec_pool == "processes" and degradation.codec.prob > 0 else None)
+        per_producer = max(1, workers // threads)  # threads: the encoders without a pool, libjpeg round trips
+        self._degs = [HighOrderDegradation(degradation, seed=0, codec_workers=per_producer, codec_pool=self._pool)
+                      for _ in range(threads)]
         self._threads = [threading.Thread(target=self._produce, args=(k, threads), name=f"vidsr-degrade-{k}",
                                           daemon=True) for k in range(threads)]
         for t in self._threads:
@@ -130,8 +168,11 @@ class DegradationFeed:
                         self._cond.wait()
                     if self._stop:
                         return
+                t0 = time.perf_counter()
                 pair = self.make(index, deg)
+                busy = time.perf_counter() - t0
                 with self._cond:
+                    self._busy.append(busy)
                     self._ready[index] = pair
                     self._cond.notify_all()
                 index += stride
@@ -143,6 +184,12 @@ class DegradationFeed:
             deg.close()
 
     # --- consumer side ---
+
+    def stats(self) -> FeedStats:
+        """Batches made and producer time spent since the previous call (then reset)."""
+        with self._cond:
+            busy, self._busy = self._busy, []
+        return FeedStats(batches=len(busy), samples=len(busy) * self.chunk, busy_s=sum(busy), threads=self.threads)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next batch ``(gt, lr)``, uint8 on the device, in index order."""
@@ -165,6 +212,8 @@ class DegradationFeed:
         for t in self._threads:
             t.join(timeout=60)
         self._loader.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.close()
 
     def __enter__(self) -> DegradationFeed:
         return self

@@ -35,6 +35,7 @@ import yaml
 from torch import nn
 
 from vidsr.degrade import DegradationConfig, load_config, usm_sharpen
+from vidsr.degrade.codec_pool import usable_cores
 from vidsr.engine.device import pick_device
 from vidsr.errors import InputError, ModelError, OptionError, OutputExistsError
 from vidsr.train import checkpoint as ckpt
@@ -44,7 +45,8 @@ from vidsr.train.degrade_feed import DegradationFeed, PairStream, ShufflePool, r
 from vidsr.train.discriminator import UNetDiscriminatorSN
 from vidsr.train.ema import ModelEMA
 from vidsr.train.export import export_generator
-from vidsr.train.generator import build_generator, load_into, pretrained_state_dict
+from vidsr.train.generator import build_generator, load_into, pretrained_state_dict, with_pretrained
+from vidsr.train.gpu_util import UtilizationSampler
 from vidsr.train.losses import PerceptualLoss, gan_loss, load_vgg19_state_dict
 from vidsr.train.validate import ValPairs, bicubic, make_val_pairs, run_net, score, write_samples
 
@@ -116,6 +118,8 @@ class StageResult:
     ended_at: str
     validation: Mapping[str, float] | None  #: the last validation's scores
     exports: tuple[Path, ...]
+    data_wait_s: float = 0.0  #: of ``seconds``, the time spent waiting for training pairs
+    gpu_util: Mapping[str, Any] | None = None  #: utilisation readings of this session (CUDA only)
 
     @property
     def steps_per_s(self) -> float:
@@ -268,10 +272,13 @@ class Trainer:
         if self._pairs is None:
             cfg = self.config
             fresh = cfg.feed.fresh_per_step or self.stage.batch_size
+            workers = cfg.feed.codec_workers
+            if workers is None:  # the machine's cores, shared by the ranks on it
+                workers = max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
             feed = DegradationFeed(
                 self.sampler, self.degradation, scale=cfg.network.scale, chunk=fresh, device=self.device,
                 seed=seed_for(cfg.seed, self.stage.name), rank=self.dist.rank, threads=cfg.feed.threads,
-                codec_workers=cfg.feed.codec_workers, prefetch=cfg.feed.prefetch,
+                codec_workers=workers, codec_pool=cfg.feed.codec_pool, prefetch=cfg.feed.prefetch,
                 load_threads=cfg.data.load_threads, start=self._feed_start)
             pool = ShufflePool(cfg.feed.pool_size, seed=seed_for(cfg.seed, self.stage.name, self.dist.rank, 2))
             if self._pool_state is not None:
@@ -459,6 +466,30 @@ class Trainer:
         tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
         return tuple(bool(v > 0) for v in t.tolist())
 
+    def _rates(self, steps: int, seconds: float, waited: float, gpu: UtilizationSampler) -> dict[str, Any]:
+        """One logging interval's throughput: the trainer's, the feed's, the wait between them.
+
+        ``it_s``/``samples_s``: what the run achieved (all ranks). Per rank:
+        ``step_samples_s``, the rate the trainer steps at when a batch is ready
+        (``data_wait_s`` taken out); ``feed_samples_s``, the rate the feed makes fresh
+        pairs with every producer busy (None before it finished a batch in the interval);
+        ``feed_vs_step``, their ratio (>= 1: the feed keeps up); ``gpu_util``, the mean
+        utilisation in % (None on a CPU or where it cannot be read).
+        """
+        batch = self.stage.batch_size
+        fresh = self.config.feed.fresh_per_step or batch
+        seconds = max(seconds, 1e-9)
+        stepping = max(seconds - waited, 1e-9)
+        feed = self._pairs.feed.stats() if self._pairs is not None else None
+        feed_rate = feed.samples_per_s if feed is not None else None
+        # The feed makes `fresh` new pairs per step: its rate is compared per step, not per sample drawn.
+        step_rate = steps * batch / stepping
+        return {"it_s": steps / seconds, "samples_s": steps * batch * self.dist.world / seconds,
+                "data_wait_s": waited, "data_wait_frac": waited / seconds, "step_samples_s": step_rate,
+                "feed_samples_s": feed_rate,
+                "feed_vs_step": None if feed_rate is None else feed_rate / (step_rate * fresh / batch),
+                "gpu_util": gpu.interval()}
+
     def run(self, *, until: int | None = None, time_limit: float | None = None) -> StageResult:
         """Train to ``until`` (default: the stage's steps) or for ``time_limit`` seconds, whichever first.
 
@@ -473,14 +504,20 @@ class Trainer:
         start_step = self.step
         sums: dict[str, torch.Tensor] = {}
         count, t_log, step_log = 0, t0, self.step
+        wait_log = wait_total = 0.0
         last_ckpt = last_val = -1
         stopped = interrupted = False
+        gpu = UtilizationSampler(self.device)
         bar = tqdm(total=st.steps, initial=self.step, desc=st.name, unit="it", dynamic_ncols=True,
                    disable=not (self.progress and self.dist.main), smoothing=0.05)
         with _StopRequest() as stop:
             try:
                 while self.step < target:
+                    t_wait = time.perf_counter()
                     gt, lr = self.next_batch()
+                    waited = time.perf_counter() - t_wait
+                    wait_log += waited
+                    wait_total += waited
                     losses = self.train_step(gt, lr)
                     for k, v in losses.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()
@@ -488,16 +525,17 @@ class Trainer:
                     bar.update(1)
                     at_log = self.step % st.log_every == 0 or self.step == target
                     over_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
+                    if not self.dist.enabled and (over_time or stop.requested):
+                        at_log = True  # the last, partial interval; under torchrun ranks stop at log steps only
                     if at_log or not self.dist.enabled:
                         if at_log:
                             now = time.perf_counter()
                             means = {k: float(v) / count for k, v in sums.items()}
-                            rate = (self.step - step_log) / max(now - t_log, 1e-9)
                             self._log({"event": "train", "time": _now(), "stage": st.name, "step": self.step,
-                                       "lr_g": st.lr_g * self.lr_factor(self.step - 1), "it_s": rate,
-                                       "samples_s": rate * st.batch_size * self.dist.world, **means})
+                                       "lr_g": st.lr_g * self.lr_factor(self.step - 1),
+                                       **self._rates(self.step - step_log, now - t_log, wait_log, gpu), **means})
                             bar.set_postfix(loss=f"{means.get('g_total', math.nan):.4f}", refresh=False)
-                            sums, count, t_log, step_log = {}, 0, now, self.step
+                            sums, count, t_log, step_log, wait_log = {}, 0, now, self.step, 0.0
                         interrupted, timed_out = self._agree(stop.requested, over_time)
                         stopped = interrupted or timed_out
                     if self.step % st.validate_every == 0 and self.dist.main:
@@ -510,6 +548,7 @@ class Trainer:
                         break
             finally:
                 bar.close()
+                gpu.close()
                 self.elapsed += time.perf_counter() - t0
         seconds = time.perf_counter() - t0
         if last_ckpt != self.step and self.step > start_step:
@@ -532,7 +571,8 @@ class Trainer:
         _barrier(self.dist)
         return StageResult(name=st.name, steps=self.step, finished=finished, seconds=seconds,
                            steps_this_session=self.step - start_step, started_at=started_at, ended_at=_now(),
-                           validation=self.last_validation, exports=exports)
+                           validation=self.last_validation, exports=exports, data_wait_s=wait_total,
+                           gpu_util=gpu.overall() if self.device.type == "cuda" else None)
 
     def close(self) -> None:
         if self._pairs is not None:
@@ -620,6 +660,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, sta
     """Run the configured stages (or the named ones) into ``out_dir``; see the module doc."""
     out_dir = Path(out_dir)
     started_at, t0 = _now(), time.perf_counter()
+    if config.network.pretrained and config.network.net_scale is None:
+        # e.g. animevideov3-x2 named in a YAML file: the x4 net it is, resized, not a x2 net.
+        config = dataclasses.replace(config, network=with_pretrained(config.network, config.network.pretrained))
     selected = list(iter_stages(config, stages))
     dev, dist = setup_device(device)
     try:
