@@ -43,7 +43,11 @@ def upscale(
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, fp16 or bf16 (overrides --half)."),
     tile: int = typer.Option(0, "--tile", help="Run the network on tiles of this size (0: whole frames)."),
     tile_pad: int = typer.Option(16, "--tile-pad", help="Context pixels around each tile."),
-    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile the network (CUDA)."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the network "
+                                           "(default: on CUDA for runs of 500 frames or more; artefacts are "
+                                           "cached in ~/.cache/vidsr/compile, so later runs start fast)."),
+    trt: Optional[bool] = typer.Option(None, "--trt/--no-trt", help="Compile with TensorRT (vidsr[trt]; "
+                                       "default: when torch-tensorrt is installed and the run compiles)."),
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="NHWC memory layout."),
     cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark",
                                          help="Let cuDNN time its algorithms for these frame sizes."),
@@ -79,8 +83,8 @@ def upscale(
         precision = "fp16" if half else "fp32"
     opts = UpscaleOptions(
         model=model, scale=scale, device=device, batch=batch, precision=precision,
-        speed=SpeedOptions(channels_last=channels_last, compile=compile, cudnn_benchmark=cudnn_benchmark,
-                           tile=tile, tile_pad=tile_pad),
+        speed=SpeedOptions(channels_last=channels_last, compile=compile, trt=trt,
+                           cudnn_benchmark=cudnn_benchmark, tile=tile, tile_pad=tile_pad),
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=encoder),  # type: ignore[arg-type]
         window=Window(start=start, duration=duration, frames=frames), strict=strict,
         overwrite=overwrite, progress=not quiet,

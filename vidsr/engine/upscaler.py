@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.engine.channels import rgb_network
+from vidsr.engine.compiled import CompiledNetwork, wants_tensorrt
 from vidsr.engine.device import is_oom
 from vidsr.engine.pixfmt import DeviceFormatter
 from vidsr.engine.tiling import forward_padded, forward_tiled
@@ -42,7 +43,9 @@ class SpeedOptions:
     """Knobs that change speed and memory, never the picture (beyond fp rounding)."""
 
     channels_last: bool = True
-    compile: bool = False
+    # None (auto): the run decides (compiled.wants_compile); FrameUpscaler itself runs eager on None.
+    compile: bool | None = None
+    trt: bool | None = None     # TensorRT for the compiled network; None: when installed (compiled.wants_tensorrt)
     cudnn_benchmark: bool = True
     tile: int = 0          # 0: whole frames (tiles are still used if memory runs out)
     tile_pad: int = 16
@@ -78,8 +81,10 @@ class FrameUpscaler:
         if self.is_cuda:
             torch.backends.cudnn.benchmark = self.speed.cudnn_benchmark
         self.eager_module = module
-        self.module: Callable[[torch.Tensor], torch.Tensor] = (
-            torch.compile(module, dynamic=False) if self.speed.compile else module)
+        self.module: Callable[[torch.Tensor], torch.Tensor] = module
+        if self.speed.compile:
+            self.module = CompiledNetwork(module, device,
+                                          tensorrt=wants_tensorrt(self.speed.trt, device, compiled=True))
         # Separate streams each way: a download waits for its batch's compute, and an upload
         # queued behind it on a shared stream would make the next batch wait for that too.
         self.upload_stream = torch.cuda.Stream(device) if self.is_cuda else None
@@ -171,7 +176,7 @@ class FrameUpscaler:
 
     @torch.inference_mode()
     def process_eager(self, x: torch.Tensor) -> torch.Tensor:
-        """process() without torch.compile, e.g. for a memory trial that must not trigger compilation."""
+        """process() without compilation, e.g. for a memory trial that must not trigger it."""
         compiled, self.module = self.module, self.eager_module
         try:
             return self.process(x)
