@@ -1,0 +1,196 @@
+"""Several encoders at once inside one run: consecutive segments, one network stage, one join.
+
+When the encoder bounds a run (x264 at 4K out, slow presets) and cores are idle, one
+encoder cannot use them: its threads stall on each other's reference frames. Here the
+video is cut at keyframes into consecutive segments (segments.py); each of `lanes` lanes
+decodes one segment from its keyframe and encodes it into a file of its own, then takes
+the next segment. The one network thread serves every lane, batch by batch, in the order
+their batches arrive, so the device stays as busy as with one lane. The segment files
+are joined without re-encoding by the mux every segmented run uses (mux.py: one
+decode-time rule across joins), so the output is one stream with every frame and its
+timestamp.
+
+Memory is a few batches per lane, whatever the length of the video.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, TypeVar
+
+import numpy as np
+import torch
+
+from vidsr.engine.pipeline import QUEUE_DEPTH, BufferPool
+from vidsr.engine.threads import Crew, StopPipeline
+from vidsr.engine.upscaler import FrameUpscaler
+from vidsr.io.encode import FrameEncoder
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+_END = object()          # after a segment's last batch
+_LANE_DONE = object()    # a lane has no segment left
+# Auto: a second encoder only where cores would otherwise sit idle: one x264 at 1080p keeps
+# about 8 cores busy; past that, lanes add throughput instead of contention.
+CORES_PER_ENCODER = 8
+MAX_AUTO_LANES = 4
+
+
+def auto_lanes(device: torch.device, cores: int | None = None) -> int:
+    """--encoders auto: 1, unless the network is on CUDA (so the CPU only decodes and encodes) and
+    there are cores for more than one encoder."""
+    if device.type != "cuda":
+        return 1
+    cores = cores if cores is not None else len(os.sched_getaffinity(0))
+    return max(1, min(MAX_AUTO_LANES, cores // CORES_PER_ENCODER))
+
+
+def lane_segment_seconds(duration_s: float | None, lanes: int) -> float:
+    """Segments short enough that every lane gets several (the last one to finish works alone),
+    long enough that a keyframe per segment costs little: 2 to 30 s."""
+    if not duration_s:
+        return 10.0
+    return max(2.0, min(30.0, duration_s / (4 * lanes)))
+
+
+class _Lane(Generic[S]):
+    """One lane's buffers, its queue to its encoder thread, and the encoder now open."""
+
+    def __init__(self, crew: Crew, index: int, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 in_dtype: torch.dtype, out_dtype: torch.dtype, pinned: bool) -> None:
+        self.index = index
+        self.in_pool = BufferPool(crew, QUEUE_DEPTH + 2, in_shape, dtype=in_dtype, pinned=pinned)
+        self.out_pool = BufferPool(crew, QUEUE_DEPTH + 2, out_shape, dtype=out_dtype, pinned=pinned)
+        self.outbox = crew.queue(QUEUE_DEPTH)
+        self.encoder: FrameEncoder | None = None
+        self.done = threading.Event()
+
+
+def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
+              frames: Callable[[S], Iterable[np.ndarray]], encoder: Callable[[S], FrameEncoder],
+              batch: int, frame_shape: tuple[int, int, int], frame_dtype: torch.dtype = torch.uint8,
+              on_progress: Callable[[int], None] | None = None, pad_last_batch: bool = False) -> int:
+    """Upscale every segment's frames, encoding up to `lanes` segments at once; returns the frame count.
+
+    `frames(seg)` gives a segment's frames ([H,W,C] arrays of `frame_shape`, `frame_dtype`), in
+    a decode thread of its lane; `encoder(seg)` opens the segment's encoder, in the lane's encode
+    thread, which closes it after the segment's last frame. The network runs in the caller's
+    thread. On any failure (or Ctrl-C) every thread is stopped, open encoders are aborted, and
+    the first error is raised here; the caller removes the segment files.
+    """
+    crew = Crew()
+    pinned = upscaler.is_cuda
+    lanes = max(1, min(lanes, len(segments)))
+    out_shape = (batch, *upscaler.formatter.frame_shape)
+    pool = [_Lane(crew, i, (batch, *frame_shape), out_shape, frame_dtype, upscaler.formatter.dtype, pinned)
+            for i in range(lanes)]
+    # Every lane's batches, in arrival order: the network takes whichever comes first.
+    inbox = crew.queue(lanes * QUEUE_DEPTH)
+    todo = iter(segments)
+    todo_lock = threading.Lock()
+
+    def next_segment() -> S | None:
+        with todo_lock:
+            return next(todo, None)
+
+    def decode(lane: _Lane) -> None:
+        while (seg := next_segment()) is not None:
+            buf, view, n = None, None, 0
+            for rgb in frames(seg):
+                if buf is None:
+                    buf = lane.in_pool.take()
+                    view = buf.numpy()
+                np.copyto(view[n], rgb)
+                n += 1
+                if n == batch:
+                    crew.put(inbox, (lane, seg, buf, n))
+                    buf, n = None, 0
+            if buf is not None:
+                crew.put(inbox, (lane, seg, buf, n))
+            crew.put(inbox, (lane, seg, _END, 0))
+        crew.put(inbox, (lane, None, _LANE_DONE, 0))
+
+    def encode(lane: _Lane) -> None:
+        while True:
+            item = crew.get(lane.outbox)
+            if item is _LANE_DONE:
+                lane.done.set()
+                return
+            seg, out, n, ready = item
+            if out is _END:
+                if lane.encoder is not None:  # a segment that decoded to nothing has no file
+                    lane.encoder.close()
+                    lane.encoder = None
+                continue
+            if lane.encoder is None:
+                lane.encoder = encoder(seg)
+            if ready is not None:
+                ready.synchronize()
+            lane.encoder.write(out[:n].numpy())
+            lane.out_pool.give(out)
+
+    for lane in pool:
+        crew.start(lambda lane=lane: decode(lane), f"vidsr-decode-{lane.index}")
+        crew.start(lambda lane=lane: encode(lane), f"vidsr-encode-{lane.index}")
+
+    def interrupt() -> None:
+        for lane in pool:
+            if lane.encoder is not None:
+                lane.encoder.interrupt()
+
+    count = 0
+    buf = x = y = out = None
+    try:
+        running = lanes
+        while running:
+            lane, seg, buf, n = crew.get(inbox)  # type: ignore[misc]
+            if buf is _LANE_DONE:
+                crew.put(lane.outbox, _LANE_DONE)
+                running -= 1
+                buf = None
+                continue
+            if buf is _END:
+                crew.put(lane.outbox, (seg, _END, 0, None))
+                buf = None
+                continue
+            # A compiled network would recompile for a short last batch: run it full-size instead.
+            x = upscaler.receive(buf if pad_last_batch else buf[:n])
+            lane.in_pool.give(buf)
+            buf = None
+            y = upscaler.process(x)
+            x = None
+            out = lane.out_pool.take()
+            crew.put(lane.outbox, (seg, out, n, upscaler.download(y[:n], out[:n])))
+            out = y = None
+            count += n
+            if on_progress is not None:
+                on_progress(n)
+        for lane in pool:
+            while not lane.done.wait(0.05):
+                if crew.stop.is_set():
+                    raise StopPipeline
+    except BaseException as exc:
+        crew.fail(exc)
+        buf = x = y = out = None  # the traceback keeps this frame alive: let go of its tensors now
+        crew.shutdown(interrupt)
+        for lane in pool:
+            if lane.encoder is not None:
+                _abort(lane.encoder)
+            lane.in_pool.clear()
+            lane.out_pool.clear()
+        first = crew.error
+        if isinstance(exc, StopPipeline) and first is not None:
+            raise first from None
+        raise
+    crew.shutdown()
+    return count
+
+
+def _abort(encoder: FrameEncoder) -> None:
+    try:
+        encoder.abort()
+    except Exception:  # the run already failed; its first error is the one to report
+        log.debug("aborting an encoder failed", exc_info=True)
