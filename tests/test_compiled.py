@@ -13,7 +13,7 @@ from tiny_model import one_torch_thread, tiny_model
 
 from vidsr.engine import compiled
 from vidsr.engine.compiled import COMPILE_MIN_FRAMES, CompiledNetwork, cache_dir, compile_mode, wants_compile
-from vidsr.engine.pipeline import run_pipeline
+from vidsr.engine.frame_pipeline import run_pipeline
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions
 from vidsr.errors import OptionError
 from vidsr.io.decode import iter_frames

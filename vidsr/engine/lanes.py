@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
-from vidsr.engine.pipeline import QUEUE_DEPTH, BufferPool
+from vidsr.engine.frame_pipeline import QUEUE_DEPTH, BufferPool
 from vidsr.engine.threads import Crew, StopPipeline
 from vidsr.engine.upscaler import FrameUpscaler
 from vidsr.io.encode import FrameEncoder
