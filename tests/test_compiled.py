@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -126,3 +127,21 @@ def test_tensorrt_asked_without_it_is_one_line(monkeypatch: pytest.MonkeyPatch) 
     assert compiled.wants_tensorrt(None, CUDA, compiled=True)
     assert not compiled.wants_tensorrt(None, CUDA, compiled=False)
     assert not compiled.wants_tensorrt(False, CUDA, compiled=True)
+
+
+def test_compiled_video_run_keeps_every_frame(cache: Path, tiny_clip: Path, tmp_path: Path,
+                                              compiled_run: dict) -> None:
+    """A whole run with --compile: 7 frames in batches of 4 (the last one padded), every frame out.
+    Compiled after compiled_run, so inductor's artefacts come from the cache folder."""
+    from vidsr.engine.options import UpscaleOptions
+    from vidsr.engine.video import upscale_video
+    from vidsr.io.decode import Window
+
+    with one_torch_thread(), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDSR_CACHE_DIR", str(cache))
+        opts = UpscaleOptions(device="cpu", batch=4, speed=SpeedOptions(compile=True), progress=False,
+                              window=Window(frames=7))
+        result = upscale_video(tiny_clip, tmp_path / "out.mp4", opts, model=tiny_model())
+    assert result.frames == 7
+    with av.open(str(result.output)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 7

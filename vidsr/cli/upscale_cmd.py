@@ -14,6 +14,7 @@ from vidsr.engine.chunked import ChunkOptions, parse_devices, upscale_video_chun
 from vidsr.engine.still_image import upscale_image
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.errors import OptionError
 from vidsr.io.decode import Window
 from vidsr.io.encode import EncodeSettings
 from vidsr.io.probe import is_image
@@ -65,7 +66,12 @@ def upscale(
     devices: Optional[str] = typer.Option(None, "--devices", help="Segmented run with one worker per device: "
                                           "0,1,2 / all / cpu,cpu (resumable; see --work-dir). Devices that would "
                                           "run at different precisions are refused."),
-    segment_seconds: float = typer.Option(30.0, "--segment-seconds", help="Segment length for --devices/--backend."),
+    segment_seconds: Optional[float] = typer.Option(None, "--segment-seconds", help="Segment length for "
+                                                    "--devices/--backend (default 30) and --encoders (default: "
+                                                    "from the duration, 2-30 s)."),
+    encoders: str = typer.Option("auto", "--encoders", metavar="N", help="Encoders working at once on "
+                                 "consecutive segments (cut at keyframes), joined without re-encoding. auto: 1, "
+                                 "or one per 8 cores when the network runs on CUDA."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder in which vidsr makes this output's "
                                             "job folder, where finished segments are kept for a rerun (default: "
                                             "beside the output). Only that job folder is removed, after success."),
@@ -87,7 +93,7 @@ def upscale(
                            cudnn_benchmark=cudnn_benchmark, tile=tile, tile_pad=tile_pad),
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=encoder),  # type: ignore[arg-type]
         window=Window(start=start, duration=duration, frames=frames), strict=strict,
-        overwrite=overwrite, progress=not quiet,
+        overwrite=overwrite, progress=not quiet, encoders=_encoders(encoders), segment_seconds=segment_seconds,
     )
     if backend not in ("local", "ray"):
         raise typer.BadParameter("must be local or ray", param_hint="--backend")
@@ -105,17 +111,27 @@ def upscale(
         result = run(input, output, opts)
     if not quiet:
         typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.frames} frame(s), "
-                   f"{result.seconds:.1f} s, {result.fps:.2f} fps)", err=True)
+                   f"{result.seconds:.1f} s, {result.fps:.2f} fps"
+                   f"{f', {result.encoders} encoders at once' if result.encoders > 1 else ''})", err=True)
     logging.getLogger(__name__).debug("done: %s", result)
 
 
-def _chunk_options(devices: Optional[str], device: str, segment_seconds: float, work_dir: Optional[Path],
+def _encoders(value: str) -> Optional[int]:
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise OptionError(f"--encoders must be auto or a number, not {value!r}") from None
+
+
+def _chunk_options(devices: Optional[str], device: str, segment_seconds: Optional[float], work_dir: Optional[Path],
                    backend: str, address: Optional[str]) -> Optional[ChunkOptions]:
     """Options of the segmented path, or None when the run is an ordinary one."""
     if devices is None and backend != "ray":
         return None
     return ChunkOptions(devices=parse_devices(devices) if devices else (device,),
-                        segment_seconds=segment_seconds, work_dir=work_dir,
+                        segment_seconds=segment_seconds or ChunkOptions.segment_seconds, work_dir=work_dir,
                         backend=backend, address=address)  # type: ignore[arg-type]
 
 

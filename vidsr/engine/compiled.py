@@ -11,16 +11,24 @@ so one compilation serves every batch and nothing recompiles mid-run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from vidsr.engine.device import is_oom
 from vidsr.errors import OptionError
+from vidsr.io.decode import Window
+from vidsr.io.probe import VideoInfo
+
+if TYPE_CHECKING:  # upscaler.py imports this module
+    from vidsr.engine.upscaler import SpeedOptions
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,24 @@ def wants_compile(asked: bool | None, device: torch.device, frames: int | None) 
     if asked is not None:
         return asked
     return device.type == "cuda" and (frames is None or frames >= COMPILE_MIN_FRAMES)
+
+
+def expected_frames(info: VideoInfo, window: Window) -> int | None:
+    """About how many frames a run will upscale, from the header and the window; None if unknown."""
+    rate = float(info.rate) if info.rate else None
+    total = info.frames
+    if total is not None and window.start and rate:
+        total = max(0, total - math.floor(window.start * rate))
+    if window.duration is not None and rate:
+        total = min(total, math.ceil(window.duration * rate)) if total is not None else math.ceil(window.duration * rate)
+    if window.frames is not None:
+        total = min(total, window.frames) if total is not None else window.frames
+    return total
+
+
+def settle_compile(speed: SpeedOptions, device: torch.device, frames: int | None) -> SpeedOptions:
+    """`speed` with compile decided (True/False) for a run of `frames` on `device`."""
+    return dataclasses.replace(speed, compile=wants_compile(speed.compile, device, frames))
 
 
 def tensorrt_available() -> bool:

@@ -14,19 +14,28 @@ Memory is a few batches per lane, whatever the length of the video.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import numpy as np
 import torch
 
 from vidsr.engine.frame_pipeline import QUEUE_DEPTH, BufferPool
+from vidsr.engine.options import UpscaleOptions
+from vidsr.engine.segments import Segment, plan_segments
 from vidsr.engine.threads import Crew, StopPipeline
 from vidsr.engine.upscaler import FrameUpscaler
+from vidsr.engine.video_part import make_upscaler, open_part_encoder, open_reader
+from vidsr.engine.video_plan import VideoPlan
+from vidsr.errors import OptionError
+from vidsr.io.decode import DecodeReport, FrameReader, Window
 from vidsr.io.encode import FrameEncoder
+from vidsr.models import ModelDescriptor
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +203,53 @@ def _abort(encoder: FrameEncoder) -> None:
         encoder.abort()
     except Exception:  # the run already failed; its first error is the one to report
         log.debug("aborting an encoder failed", exc_info=True)
+
+
+# -- the video path ---------------------------------------------------------------------------
+
+
+def lane_segments(plan: VideoPlan, options: UpscaleOptions, device: torch.device) -> list[Segment]:
+    """The segments to encode in lanes, or [] for one encoder (one lane asked for or chosen, or a video
+    that cannot be cut: a single keyframe, or damaged timestamps)."""
+    lanes = options.encoders or auto_lanes(device)
+    if lanes <= 1:
+        return []
+    seconds = options.segment_seconds or lane_segment_seconds(plan.info.duration_s, lanes)
+    try:
+        segments = plan_segments(plan.input, plan.info, seconds=seconds, window=options.window)
+    except OptionError as exc:
+        log.info("one encoder: %s", exc)
+        return []
+    if len(segments) < 2:
+        log.info("one encoder: %s has no keyframe to cut at (segments of %.1f s)", plan.input.name, seconds)
+        return []
+    return segments
+
+
+def upscale_in_lanes(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor, device_spec: str,
+                     segments: Sequence[Segment], part_paths: Sequence[Path], *,
+                     on_progress: Callable[[int], None] | None = None) -> list[tuple[Path, DecodeReport]]:
+    """Upscale `segments` into `part_paths` (one each) with `options.encoders` encoders at once; the parts
+    and what decoding saw in each, ready for finish_video."""
+    info = plan.info
+    upscaler, batch = make_upscaler(plan, options, model, device_spec)
+    lanes = options.encoders or auto_lanes(upscaler.device)
+    # Segments carry exact timestamp bounds: the window is already in them.
+    whole = dataclasses.replace(options, window=Window())
+    readers: dict[int, FrameReader] = {}
+    paths = {seg.index: path for seg, path in zip(segments, part_paths)}
+
+    def frames(seg: Segment) -> FrameReader:
+        readers[seg.index] = reader = open_reader(plan, whole, (seg.start, seg.end))
+        return reader
+
+    def encoder(seg: Segment) -> FrameEncoder:
+        return open_part_encoder(plan, paths[seg.index], upscaler.formatter.pix_fmt)
+
+    log.info("%d encoders at once on %d segments", min(lanes, len(segments)), len(segments))
+    run_lanes(segments, lanes, upscaler, frames=frames, encoder=encoder, batch=batch,
+              frame_shape=(info.height, info.width, plan.channels),
+              frame_dtype=torch.uint16 if info.bits > 8 else torch.uint8, on_progress=on_progress,
+              pad_last_batch=bool(options.speed.compile))
+    return [(paths[seg.index], readers[seg.index].report if seg.index in readers else DecodeReport())
+            for seg in segments]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vidsr.engine.compiled import wants_tensorrt
 from vidsr.engine.device import PRECISIONS, Precision, pick_device
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.errors import OptionError
@@ -27,6 +28,8 @@ class UpscaleOptions:
     overwrite: bool = False
     progress: bool = True
     decode_threads: int = 0             # 0: FFmpeg picks
+    encoders: int | None = None         # encoders at once on consecutive segments; None: lanes.auto_lanes
+    segment_seconds: float | None = None  # their segment length; None: from the duration (lanes.py)
 
     def validated(self) -> UpscaleOptions:
         if self.scale is not None and not (0 < self.scale <= 16):
@@ -38,8 +41,16 @@ class UpscaleOptions:
             raise OptionError("--start must be >= 0, --duration > 0 and --frames >= 1")
         if self.precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        pick_device(self.device)  # an unusable device is an option error, before any work starts
+        if self.encoders is not None and self.encoders < 1:
+            raise OptionError(f"--encoders must be at least 1, not {self.encoders}")
+        if self.segment_seconds is not None and self.segment_seconds <= 0:
+            raise OptionError(f"--segment-seconds must be > 0, not {self.segment_seconds:g}")
+        device = pick_device(self.device)  # an unusable device is an option error, before any work starts
         self.speed.validated()
+        if self.speed.trt:
+            if self.speed.compile is False:
+                raise OptionError("--trt compiles the network: it cannot go with --no-compile")
+            wants_tensorrt(True, device, compiled=True)  # one line if it cannot be had, before any work
         validate_settings(self.encode)
         return self
 
@@ -52,6 +63,7 @@ class UpscaleResult:
     height: int
     seconds: float
     warnings: tuple[str, ...] = ()
+    encoders: int = 1             # encoders that ran at once
 
     @property
     def fps(self) -> float:

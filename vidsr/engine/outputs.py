@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 _KEEP_VIDEO_SUFFIXES = frozenset(FORMAT_BY_SUFFIX)
 # Tags of the temporary files a run writes beside its output (see partial_path).
-_PARTIAL_TAGS = ("partial", "video")
+_PARTIAL_TAGS = ("partial", "video", r"lane\d+")  # lane<N>: a segment of several encoders at once (lanes.py)
 
 
 # Codecs a container cannot hold (where vidsr would otherwise keep the input's container).

@@ -16,9 +16,10 @@ def progress_bar(plan: VideoPlan, options: UpscaleOptions) -> tqdm:
 
 
 def frame_counter(bar: tqdm, options: UpscaleOptions) -> Callable[[int], None]:
-    """A callback advancing `bar` by frames done; with torch.compile it first says the warm-up is on."""
+    """A callback advancing `bar` by frames done; when the network compiles, it first says so (the first
+    batch waits for it)."""
     if options.speed.compile:
-        bar.set_postfix_str("torch.compile warm-up (first batch)")
+        bar.set_postfix_str("compiling the network (first batch; kept on disk for later runs)")
 
     def progress(n: int) -> None:
         if options.speed.compile and bar.n == 0:

@@ -1,0 +1,113 @@
+"""Several encoders at once on consecutive segments of one run: every frame, timestamps kept, decode
+times strictly increasing across the joins, audio copied bit-exact, and the same pictures as with one
+encoder (lossless x264 at a B-frame preset, so the decoded frames must be equal)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import ffmpeg, run_cli
+from tiny_model import one_torch_thread, tiny_model, tiny_model_file
+
+from vidsr.engine.lanes import auto_lanes, lane_segment_seconds
+from vidsr.engine.options import UpscaleOptions
+from vidsr.engine.video import upscale_video
+from vidsr.io.encode import EncodeSettings
+
+# x264 medium: 3 B-frames, adaptive; CRF 0: lossless, so both runs must decode to the same pictures.
+LOSSLESS_B = EncodeSettings(codec="libx264", crf=0, preset="medium")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, media: Path, ffmpeg_exe: str) -> Path:
+    """2 s of real flat 2D animation with its AAC track copied, a keyframe every 12 frames, B-frames."""
+    out = tmp_path_factory.mktemp("lanes") / "flat2d.mp4"
+    ffmpeg(ffmpeg_exe, "-i", str(media / "videos" / "flat2d_480x352_aac_10s.mp4"), "-t", "2",
+           "-vf", "scale=96:70", "-c:v", "libx264", "-preset", "medium", "-g", "12", "-bf", "3",
+           "-c:a", "copy", str(out))
+    return out
+
+
+def _video(path: Path) -> tuple[list[float], list[int], list[np.ndarray]]:
+    """Presentation times (s) in order, decode timestamps in file order, and decoded frames."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        dts = [p.dts for p in c.demux(s) if p.size]
+    with av.open(str(path)) as c:
+        frames = [(float(f.pts * f.time_base), f.to_ndarray(format="yuv420p")) for f in c.decode(video=0)]
+    frames.sort(key=lambda t: t[0])
+    return [t for t, _ in frames], dts, [f for _, f in frames]
+
+
+def _audio(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.fixture(scope="module")
+def runs(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("lanes-out")
+    model = tiny_model()
+    results = {}
+    with one_torch_thread():
+        for lanes in (1, 2):
+            opts = UpscaleOptions(device="cpu", encode=LOSSLESS_B, progress=False, encoders=lanes,
+                                  segment_seconds=0.3)
+            results[lanes] = upscale_video(clip, folder / f"out{lanes}.mp4", opts, model=model)
+    return results
+
+
+def test_two_encoders_keep_every_frame_timestamp_and_audio(clip: Path, runs: dict) -> None:
+    one, two = runs[1], runs[2]
+    assert one.encoders == 1 and two.encoders == 2
+    src_times, _, _ = _video(clip)
+    times1, _, frames1 = _video(one.output)
+    times2, dts2, frames2 = _video(two.output)
+    assert two.frames == one.frames == len(src_times) == len(frames2) == len(frames1)
+    start = src_times[0]
+    assert times2 == pytest.approx([t - start for t in src_times], abs=1e-4)
+    assert times2 == pytest.approx(times1, abs=1e-6)
+    assert all(b > a for a, b in zip(dts2, dts2[1:])), "decode times must strictly increase across joins"
+    assert _audio(two.output) == _audio(clip)
+
+
+def test_two_encoders_give_the_one_encoder_pictures(runs: dict) -> None:
+    _, _, frames1 = _video(runs[1].output)
+    _, _, frames2 = _video(runs[2].output)
+    for a, b in zip(frames1, frames2):
+        assert np.array_equal(a, b)
+
+
+def test_lanes_really_encoded_separate_segments(runs: dict) -> None:
+    """Each lane's segment starts with a keyframe of its own encoder: more keyframes than one encoder wrote."""
+    def keyframes(path: Path) -> int:
+        with av.open(str(path)) as c:
+            return sum(1 for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe)
+
+    assert keyframes(runs[2].output) > keyframes(runs[1].output)
+
+
+def test_cli_encoders_option(clip: Path, tmp_path: Path) -> None:
+    weights = tiny_model_file(tmp_path)
+    out = tmp_path / "cli.mp4"
+    r = run_cli("upscale", str(clip), "-m", str(weights), "--device", "cpu", "--encoders", "2",
+                "--segment-seconds", "0.5", "--preset", "ultrafast", "--frames", "30", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "2 encoders at once" in r.stderr and "30 frame(s)" in r.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary parts left behind"
+    bad = run_cli("upscale", str(clip), "-m", str(weights), "--device", "cpu", "--encoders", "two",
+                  "-o", str(tmp_path / "bad.mp4"))
+    assert bad.returncode != 0 and "--encoders" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_auto_lanes_policy() -> None:
+    assert auto_lanes(torch.device("cpu"), cores=64) == 1
+    assert auto_lanes(torch.device("cuda"), cores=4) == 1
+    assert auto_lanes(torch.device("cuda"), cores=16) == 2
+    assert auto_lanes(torch.device("cuda"), cores=256) == 4
+    assert lane_segment_seconds(None, 2) == 10.0
+    assert lane_segment_seconds(3600, 2) == 30.0
+    assert lane_segment_seconds(10, 2) == 2.0
