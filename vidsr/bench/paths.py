@@ -43,6 +43,7 @@ class PathsConfig:
     large_frames: int = 300
     rrdb_model: str | None = "x4plus"           # "random": the x4plus architecture with seeded weights
     rrdb_frames: int = 60
+    rrdb_size: tuple[int, int] = (640, 360)     # RRDB is ~15x slower than the compact nets
     model_iters: int = 20
 
 
@@ -64,6 +65,7 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
     rows: list[Row] = []
     paths: list[dict] = []
     checks: dict[str, float | None] = {}
+    pending: list[tuple[dict, _Measured, int]] = []
 
     def run(size: _Measured, label: str, net: ModelDescriptor, *, compile: bool | None, encoders: int | None,
             bound_encoders: int) -> dict:
@@ -77,16 +79,21 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
         result = held[-1]
         row.seconds = result.seconds  # the run itself (compile included), without probing and set-up
         rows.append(row)
-        compiled = wants_compile(compile, device, result.frames)
-        lanes = result.encoders
-        model_fps = size.model_fps.get(compiled)
-        encode_fps = size.encode_fps.get(lanes) or size.encode_fps.get(bound_encoders)
-        bound = min(v for v in (model_fps, encode_fps) if v) if (model_fps or encode_fps) else None
-        entry = {"path": label, "fps": row.fps, "compiled": compiled, "encoders": lanes,
-                 "model_fps": model_fps, "encode_fps": encode_fps, "bound_fps": bound,
-                 "bound": None if bound is None else ("model" if bound == model_fps else "encode"),
-                 "vs_bound": row.fps / bound if bound else None}
+        entry = {"path": label, "fps": row.fps, "compiled": wants_compile(compile, device, result.frames),
+                 "encoders": result.encoders}
+        pending.append((entry, size, bound_encoders))
         paths.append(entry)
+        return entry
+
+    def bound(entry: dict, size: _Measured, bound_encoders: int) -> dict:
+        """The path's bound, from stage rates measured (possibly after it) in this run."""
+        model_fps = size.model_fps.get(entry["compiled"])
+        encode_fps = size.encode_fps.get(entry["encoders"]) or size.encode_fps.get(bound_encoders)
+        rates = [v for v in (model_fps, encode_fps) if v]
+        cap = min(rates) if rates else None
+        entry.update(model_fps=model_fps, encode_fps=encode_fps, bound_fps=cap,
+                     bound=None if cap is None else ("model" if cap == model_fps else "encode"),
+                     vs_bound=entry["fps"] / cap if cap else None)
         return entry
 
     main = _prepare(cfg, cfg.size, cfg.frames, folder, "main")
@@ -100,7 +107,6 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
     progress(f"paths: --encoders {pc.encoders}")
     run(main, f"--encoders {pc.encoders}", model, compile=None, encoders=pc.encoders, bound_encoders=pc.encoders)
     checks["defaults_vs_no_compile_one_encoder"] = best["fps"] / base["fps"] if base["fps"] else None
-    checks["defaults_vs_bound"] = best["vs_bound"]
     alone = _x264_alone(cfg, main, folder, timed, rows)
     checks["encode_inside_vs_alone"] = main.encode_fps[1] / alone if alone else None
 
@@ -116,10 +122,13 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
 
     if pc.rrdb_model is not None:
         rrdb = _rrdb(pc.rrdb_model)
-        small = _prepare(cfg, cfg.size, pc.rrdb_frames, folder, "rrdb")
+        small = _prepare(cfg, pc.rrdb_size, pc.rrdb_frames, folder, "rrdb")
         _stage_rates(cfg, pc, small, rrdb, device, timed, rows, progress, encoders=(1,), compiled=(False,))
         progress(f"paths: {rrdb.name}")
-        run(small, f"{rrdb.name} --no-compile", rrdb, compile=False, encoders=None, bound_encoders=1)
+        run(small, f"{rrdb.name} {pc.rrdb_size[0]}x{pc.rrdb_size[1]} --no-compile", rrdb, compile=False, encoders=None, bound_encoders=1)
+    for entry, size, n in pending:
+        bound(entry, size, n)
+    checks["defaults_vs_bound"] = best["vs_bound"]
     return rows, {"paths": paths, "checks": checks}
 
 
@@ -134,8 +143,11 @@ def _prepare(cfg: BenchConfig, size: tuple[int, int], frames: int, folder: Path,
 
 def _stage_rates(cfg: BenchConfig, pc: PathsConfig, size: _Measured, model: ModelDescriptor, device: torch.device,
                  timed: Timed, rows: list[Row], progress: Callable[[str], None], *, encoders: tuple[int, ...],
-                 compiled: tuple[bool, ...] = (False, True)) -> None:
-    """Model-only (eager and compiled) at the paths' batch, and encode-only with 1..N encoders at once."""
+                 compiled: tuple[bool, ...] | None = None) -> None:
+    """Model-only at the paths' batch (eager, and compiled where the defaults compile: on CUDA), and
+    encode-only with each count of encoders at once."""
+    if compiled is None:
+        compiled = (False, True) if wants_compile(None, device, None) else (False,)
     w, h = size.info.width, size.info.height
     dtype = pick_dtype(device, cfg.precisions[0], model=model)
     x = torch.rand((pc.batch, 3, h, w), device=device).to(dtype).contiguous(memory_format=torch.channels_last)
@@ -144,13 +156,13 @@ def _stage_rates(cfg: BenchConfig, pc: PathsConfig, size: _Measured, model: Mode
         progress(f"paths: {model.name} {w}x{h} model only, {tag}")
         up = FrameUpscaler(model, device=device, dtype=dtype, out_size=size.out_size, speed=SpeedOptions(compile=compile))
 
-        def network() -> int:
+        def network(iters: int = pc.model_iters) -> int:
             with torch.inference_mode():
-                for _ in range(pc.model_iters):
+                for _ in range(iters):
                     forward_padded(up.module, x, model.scale, model.size_multiple)
-            return pc.model_iters * pc.batch
+            return iters * pc.batch
 
-        network()  # warm-up: cuDNN autotuning, compilation
+        network(2)  # warm-up: cuDNN autotuning, compilation (a second call: CUDA graphs record on it)
         row = timed("path-model", f"{model.name} {w}x{h} b{pc.batch} {tag}", device, network)
         rows.append(row)
         size.model_fps[compile] = row.fps

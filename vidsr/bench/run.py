@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -31,6 +32,9 @@ from vidsr.io.formats import resolve_encoding
 from vidsr.io.probe import probe_video
 from vidsr.models import load_model
 
+if TYPE_CHECKING:  # paths.py builds on this module
+    from vidsr.bench.paths import PathsConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -48,6 +52,7 @@ class BenchConfig:
     encode: EncodeSettings = field(default_factory=lambda: EncodeSettings(preset="veryfast"))
     reference_frames: int = 60
     model_iters: int = 20
+    paths: PathsConfig | None = None     # the rows of each way a run can go (bench/paths.py); None: skipped
 
 
 @dataclass
@@ -162,13 +167,23 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None
             row.seconds = result_holder[-1].seconds  # the run itself, without probing and model set-up
             rows.append(row)
 
+        paths = None
+        if cfg.paths is not None:
+            from vidsr.bench.paths import path_rows  # imported here: it builds on this module
+
+            more, paths = path_rows(cfg, model, device, folder, _timed, progress)
+            rows.extend(more)
+
         progress("reference loop")
         ref_module = model.module.to(device=device, dtype=dtype_auto).eval()
         ref_module = ref_module.to(memory_format=torch.contiguous_format)
         rows.append(_timed("reference", f"frame-by-frame, host float, CPU resize ({cfg.reference_frames} frames)",
                            device, lambda: _reference(cfg, clip, info, ref_module, device, dtype_auto,
                                                       (out_w, out_h), model.scale, folder)))
-    return _report(cfg, device, rows)
+    report = _report(cfg, device, rows)
+    if paths is not None:
+        report["paths"] = paths
+    return report
 
 
 def _encode_label(s: EncodeSettings, w: int, h: int) -> str:
@@ -262,4 +277,8 @@ def format_table(report: dict) -> str:
                  if ratio is not None else "end-to-end: no bound")
     if s["e2e_vs_reference"] is not None:
         lines.append(f"end-to-end / reference loop = {s['e2e_vs_reference']:.1f}x")
+    if "paths" in report:
+        from vidsr.bench.paths import format_paths  # imported here: it builds on this module
+
+        lines.extend(format_paths(report["paths"]))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from vidsr.bench import BenchConfig, run_bench
+from vidsr.bench.paths import PathsConfig
 from vidsr.bench.run import format_table
 from vidsr.errors import OptionError
 from vidsr.io.encode import EncodeSettings
@@ -33,6 +34,21 @@ def bench(
     encoder: str = typer.Option("auto", "--encoder", help="auto, ffmpeg or pyav."),
     reference_frames: Optional[int] = typer.Option(None, "--reference-frames"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
+    paths: bool = typer.Option(True, "--paths/--no-paths", help="Also time each way a run can go: the defaults "
+                               "(compiled where the policy says), --no-compile with one encoder, several encoders, "
+                               "--large-size input and an RRDB model, each against its bound."),
+    path_batch: Optional[int] = typer.Option(None, "--path-batch", help="Batch of the path runs (default 8 CUDA, 4 CPU)."),
+    encoders: int = typer.Option(2, "--encoders", help="Encoders of the multi-encoder path."),
+    large_size: Optional[str] = typer.Option(None, "--large-size", help="Input WxH of the large path, or 'none' "
+                                             "(default: 1920x1080 on CUDA, 128x72 on CPU)."),
+    large_frames: Optional[int] = typer.Option(None, "--large-frames", help="Frames of the large path "
+                                               "(default 300 CUDA, 8 CPU)."),
+    rrdb_model: str = typer.Option("x4plus", "--rrdb-model", help="RRDB model of its path: a name, a weights "
+                                   "file, 'random' (the x4plus architecture with seeded weights: same speed, for "
+                                   "machines without the weights) or 'none'."),
+    rrdb_frames: Optional[int] = typer.Option(None, "--rrdb-frames", help="Frames of the RRDB path (default 60 CUDA, 4 CPU)."),
+    rrdb_size: Optional[str] = typer.Option(None, "--rrdb-size", help="Input WxH of the RRDB path "
+                                            "(default: 640x360 on CUDA, 64x36 on CPU)."),
 ) -> None:
     """Measure where the time goes on this machine; prints a table (and JSON with --json)."""
     from vidsr.engine.device import pick_device
@@ -40,14 +56,24 @@ def bench(
     cuda = pick_device(device).type == "cuda"
     try:
         w, h = (int(v) for v in (size or ("960x540" if cuda else "160x90")).lower().split("x"))
+        large = (large_size or ("1920x1080" if cuda else "128x72")).lower()
+        large_wh = None if large == "none" else tuple(int(v) for v in large.split("x"))
+        rrdb_wh = tuple(int(v) for v in (rrdb_size or ("640x360" if cuda else "64x36")).lower().split("x"))
         batches = tuple(int(b) for b in (batch or ("1,4,8" if cuda else "4")).split(","))
     except ValueError as exc:
-        raise OptionError(f"--size takes WxH and --batch comma-separated integers ({exc})") from exc
+        raise OptionError(f"--size, --large-size and --rrdb-size take WxH, --batch comma-separated integers "
+                          f"({exc})") from exc
     cfg = BenchConfig(
         source=source, size=(w, h), frames=frames or (600 if cuda else 16), model=model, scale=scale, device=device,
         precisions=tuple(precision.split(",")), batches=batches, compile=compile,
         encode=EncodeSettings(codec=codec, preset=preset, crf=crf, backend=encoder),  # type: ignore[arg-type]
         reference_frames=reference_frames or (60 if cuda else 8), model_iters=20 if cuda else 2,
+        paths=PathsConfig(batch=path_batch or (8 if cuda else 4), encoders=encoders, large_size=large_wh,
+                          large_frames=large_frames or (300 if cuda else 8),
+                          rrdb_model=None if rrdb_model == "none" else rrdb_model,
+                          rrdb_frames=rrdb_frames or (60 if cuda else 4), rrdb_size=rrdb_wh,  # type: ignore[arg-type]
+                          model_iters=20 if cuda else 2)
+        if paths else None,
     )
     report = run_bench(cfg, progress=lambda s: typer.echo(f"bench: {s}", err=True))
     typer.echo(format_table(report))
