@@ -13,7 +13,14 @@
 #             wait for data and the GPU utilisation, then 1.5 min of the GAN stage; official vs each stage
 #             on the held-out degraded crops; about 6 minutes in all),
 #   feed (issue 14: the training feed alone, the step alone, both together; 30 s each, about 2.5 minutes),
-#   finetune_x2 (issue 14: the same from animevideov3-x2 with compact_x2, shorter).
+#   finetune_x2 (issue 14: the same from animevideov3-x2 with compact_x2, shorter),
+#   speed (issue 13: the one `vidsr bench` run whose table and JSON answer its GPU lines: defaults at
+#          960x540 -> x2 against --no-compile with one encoder and against min(model, encoders) of that
+#          run; 1920x1080 -> x2 defaults against eager; x264 encode-only inside vidsr against x264 alone;
+#          plus --encoders 2, RRDB (x4plus architecture, random weights: its 64 MB of weights do not fit
+#          the carry; speed does not depend on their values) and eager / compiled / CUDA-graph model rows.
+#          About 5 minutes, most of it compiling with a cold cache. Copy $OUT/bench_speed.json to
+#          docs/bench/h200_issue13_speed.json.)
 # Results go to $OUT (or ./gpu-out).
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -62,6 +69,12 @@ for phase in $phases; do
         --data $ANIME --minutes-net ${NET_MINUTES:-2} --minutes-gan ${GAN_MINUTES:-1} --out "$OUT/finetune_x2_run" \
         --json "$OUT/finetune_x2.json" 2>"$OUT/finetune_x2.err" | tail -40; tail -3 "$OUT/finetune_x2.err"
       rm -rf "$OUT/finetune_x2_run"/*/checkpoints ;;
+    speed)
+      timeout ${SPEED_TIMEOUT:-480} python3 -m vidsr bench --model $W -s 2 --batch 8 --frames 600 --codec libx264 \
+        --preset veryfast --reference-frames 10 --path-batch 8 --encoders 2 --large-size 1920x1080 \
+        --large-frames 600 --rrdb-model random --rrdb-size 640x360 --rrdb-frames 60 \
+        --json "$OUT/bench_speed.json" 2>"$OUT/bench_speed.err" | tee "$OUT/bench_speed.txt"
+      tail -3 "$OUT/bench_speed.err"; du -sh "${VIDSR_CACHE_DIR:-$HOME/.cache/vidsr}/compile" 2>/dev/null ;;
     *) echo "unknown phase $phase" ;;
   esac
 done

@@ -20,7 +20,7 @@ import av
 import torch
 
 from vidsr.bench.run import BenchConfig, Row, _frames_at_output, make_input
-from vidsr.engine.compiled import wants_compile
+from vidsr.engine.compiled import CompiledNetwork, wants_compile
 from vidsr.engine.device import pick_dtype
 from vidsr.engine.device_formatter import DeviceFormatter
 from vidsr.engine.options import UpscaleOptions
@@ -99,7 +99,7 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
     main = _prepare(cfg, cfg.size, cfg.frames, folder, "main")
     progress("paths: defaults, first run (compiles where the policy says; cold cache)")
     run(main, "defaults, first run", model, compile=None, encoders=None, bound_encoders=1)
-    _stage_rates(cfg, pc, main, model, device, timed, rows, progress, encoders=(1, pc.encoders))
+    _stage_rates(cfg, pc, main, model, device, timed, rows, progress, encoders=(1, pc.encoders), graphs=True)
     progress("paths: --no-compile, one encoder")
     base = run(main, "--no-compile --encoders 1", model, compile=False, encoders=1, bound_encoders=1)
     progress("paths: defaults")
@@ -143,18 +143,22 @@ def _prepare(cfg: BenchConfig, size: tuple[int, int], frames: int, folder: Path,
 
 def _stage_rates(cfg: BenchConfig, pc: PathsConfig, size: _Measured, model: ModelDescriptor, device: torch.device,
                  timed: Timed, rows: list[Row], progress: Callable[[str], None], *, encoders: tuple[int, ...],
-                 compiled: tuple[bool, ...] | None = None) -> None:
+                 compiled: tuple[bool, ...] | None = None, graphs: bool = False) -> None:
     """Model-only at the paths' batch (eager, and compiled where the defaults compile: on CUDA), and
     encode-only with each count of encoders at once."""
     if compiled is None:
         compiled = (False, True) if wants_compile(None, device, None) else (False,)
+    variants: list[tuple[str, bool, str | None]] = [("compiled" if c else "eager", c, None) for c in compiled]
+    if graphs and True in compiled:
+        # Whether CUDA graphs pay at this size, whatever compile_mode() chose: the policy's evidence.
+        variants += [(f"compiled {m}", True, m) for m in ("default", "reduce-overhead")]
     w, h = size.info.width, size.info.height
     dtype = pick_dtype(device, cfg.precisions[0], model=model)
     x = torch.rand((pc.batch, 3, h, w), device=device).to(dtype).contiguous(memory_format=torch.channels_last)
-    for compile in compiled:
-        tag = "compiled" if compile else "eager"
+    for tag, compile, mode in variants:
         progress(f"paths: {model.name} {w}x{h} model only, {tag}")
-        up = FrameUpscaler(model, device=device, dtype=dtype, out_size=size.out_size, speed=SpeedOptions(compile=compile))
+        up = FrameUpscaler(model, device=device, dtype=dtype, out_size=size.out_size,
+                           speed=SpeedOptions(compile=compile, compile_mode=mode))
 
         def network(iters: int = pc.model_iters) -> int:
             with torch.inference_mode():
@@ -163,9 +167,12 @@ def _stage_rates(cfg: BenchConfig, pc: PathsConfig, size: _Measured, model: Mode
             return iters * pc.batch
 
         network(2)  # warm-up: cuDNN autotuning, compilation (a second call: CUDA graphs record on it)
+        if isinstance(up.module, CompiledNetwork):
+            tag = f"compiled ({up.module.mode})" if mode is None else tag
         row = timed("path-model", f"{model.name} {w}x{h} b{pc.batch} {tag}", device, network)
         rows.append(row)
-        size.model_fps[compile] = row.fps
+        if mode is None:  # the policy's own choice bounds the runs
+            size.model_fps[compile] = row.fps
     out_w, out_h = size.out_size
     pix_fmt = DeviceFormatter.for_encoder(cfg.encode.pix_fmt, out_w, out_h, size.info.color).pix_fmt
     frames = _frames_at_output(size.clip, size.info, out_w, out_h, pix_fmt)

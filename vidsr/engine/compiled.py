@@ -40,6 +40,7 @@ COMPILE_MIN_FRAMES = 500
 # their memory pools and the copy of every input into a static buffer.
 GRAPH_MAX_PIXELS = 960 * 540 * 2
 TRT_EXTRA = "pip install 'vidsr[trt]'"
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def cache_dir() -> Path:
@@ -127,17 +128,18 @@ def cache_scope(folder: Path) -> Iterator[None]:
 class CompiledNetwork:
     """A network compiled on its first call, for the shape of that call, with its artefacts cached on disk.
 
-    The mode is chosen from the first input (see compile_mode), which is why compilation
-    waits for it. A failed TensorRT build falls back to inductor with a warning rather than
+    Unless asked for, the mode is chosen from the first input (see compile_mode), which is why
+    compilation waits for it. A failed TensorRT build falls back to inductor with a warning rather than
     losing the run.
     """
 
     def __init__(self, module: torch.nn.Module, device: torch.device, *, tensorrt: bool = False,
-                 cache: Path | None = None) -> None:
+                 mode: str | None = None, cache: Path | None = None) -> None:
         self.module = module
         self.device = device
         self.tensorrt = tensorrt
         self.cache = cache or cache_dir()
+        self.asked_mode = mode       # None: chosen from the first input
         self.mode: str | None = None
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
 
@@ -168,6 +170,6 @@ class CompiledNetwork:
             return torch.compile(self.module, backend="torch_tensorrt", dynamic=False, options={
                 "enabled_precisions": {x.dtype}, "cache_built_engines": True, "reuse_cached_engines": True,
                 "engine_cache_dir": str(self.cache / "trt")})
-        self.mode = compile_mode(self.device, x)
+        self.mode = self.asked_mode or compile_mode(self.device, x)
         log.info("torch.compile (mode %s) for %s, cache %s", self.mode, tuple(x.shape), self.cache)
         return torch.compile(self.module, mode=self.mode, dynamic=False)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.engine.channels import rgb_network
-from vidsr.engine.compiled import CompiledNetwork, wants_tensorrt
+from vidsr.engine.compiled import COMPILE_MODES, CompiledNetwork, wants_tensorrt
 from vidsr.engine.device import cudnn_benchmark, is_oom
 from vidsr.engine.device_formatter import DeviceFormatter
 from vidsr.engine.tiling import forward_padded, forward_tiled
@@ -46,6 +46,7 @@ class SpeedOptions:
     # None (auto): the run decides (compiled.wants_compile); FrameUpscaler itself runs eager on None.
     compile: bool | None = None
     trt: bool | None = None     # TensorRT for the compiled network; None: when installed (compiled.wants_tensorrt)
+    compile_mode: str | None = None  # torch.compile mode; None: from the batch's size (compiled.compile_mode)
     cudnn_benchmark: bool = True
     tile: int = 0          # 0: whole frames (tiles are still used if memory runs out)
     tile_pad: int = 16
@@ -55,6 +56,8 @@ class SpeedOptions:
             raise OptionError(f"--tile must be 0 (off) or at least {_MIN_TILE}, not {self.tile}")
         if self.tile_pad < 0:
             raise OptionError(f"--tile-pad must be >= 0, not {self.tile_pad}")
+        if self.compile_mode not in (None, *COMPILE_MODES):
+            raise OptionError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, not {self.compile_mode!r}")
         return self
 
 
@@ -81,7 +84,7 @@ class FrameUpscaler:
         self.eager_module = module
         self.module: Callable[[torch.Tensor], torch.Tensor] = module
         if self.speed.compile:
-            self.module = CompiledNetwork(module, device,
+            self.module = CompiledNetwork(module, device, mode=self.speed.compile_mode,
                                           tensorrt=wants_tensorrt(self.speed.trt, device, compiled=True))
         # Separate streams each way: a download waits for its batch's compute, and an upload
         # queued behind it on a shared stream would make the next batch wait for that too.
