@@ -48,7 +48,7 @@ def bench(
                                    "machines without the weights) or 'none'."),
     rrdb_frames: Optional[int] = typer.Option(None, "--rrdb-frames", help="Frames of the RRDB path (default 60 CUDA, 4 CPU)."),
     rrdb_size: Optional[str] = typer.Option(None, "--rrdb-size", help="Input WxH of the RRDB path "
-                                            "(default: 640x360 on CUDA, 64x36 on CPU)."),
+                                            "(default: 640x360 on CUDA, 32x18 on CPU)."),
 ) -> None:
     """Measure where the time goes on this machine; prints a table (and JSON with --json)."""
     from vidsr.engine.device import pick_device
@@ -58,7 +58,7 @@ def bench(
         w, h = (int(v) for v in (size or ("960x540" if cuda else "160x90")).lower().split("x"))
         large = (large_size or ("1920x1080" if cuda else "128x72")).lower()
         large_wh = None if large == "none" else tuple(int(v) for v in large.split("x"))
-        rrdb_wh = tuple(int(v) for v in (rrdb_size or ("640x360" if cuda else "64x36")).lower().split("x"))
+        rrdb_wh = tuple(int(v) for v in (rrdb_size or ("640x360" if cuda else "32x18")).lower().split("x"))
         batches = tuple(int(b) for b in (batch or ("1,4,8" if cuda else "4")).split(","))
     except ValueError as exc:
         raise OptionError(f"--size, --large-size and --rrdb-size take WxH, --batch comma-separated integers "
