@@ -111,3 +111,40 @@ def test_auto_lanes_policy() -> None:
     assert lane_segment_seconds(None, 2) == 10.0
     assert lane_segment_seconds(3600, 2) == 30.0
     assert lane_segment_seconds(10, 2) == 2.0
+
+
+def test_a_failing_lane_stops_the_run_with_its_error(clip: Path, tmp_path: Path) -> None:
+    """An encoder that cannot start in one lane: its error comes out, the other lane's encoder is
+    stopped, and no pipeline thread is left running."""
+    import threading
+    from fractions import Fraction
+
+    from vidsr.engine.lanes import run_lanes
+    from vidsr.engine.upscaler import FrameUpscaler
+    from vidsr.errors import EncoderError
+    from vidsr.io.color import ColorInfo
+    from vidsr.io.decode import iter_frames
+    from vidsr.io.encode import open_encoder
+    from vidsr.io.probe import probe_video
+
+    info = probe_video(clip)
+    frames = list(iter_frames(clip, info.color))
+    segments = [frames[:30], frames[30:]]
+    up = FrameUpscaler(tiny_model(), device=torch.device("cpu"), dtype=torch.float32,
+                       out_size=(2 * info.width, 2 * info.height))
+    opened = []
+
+    def encoder(seg: list) -> object:
+        if seg is segments[1]:
+            raise EncoderError("injected: this lane's encoder cannot start")
+        enc = open_encoder(tmp_path / "seg0.mp4", width=2 * info.width, height=2 * info.height,
+                           rate=Fraction(30), color=ColorInfo("ITU709", False, 1, 1),
+                           settings=EncodeSettings(codec="libx264", preset="ultrafast", pix_fmt="yuv420p"),
+                           input_pix_fmt="rgb24")
+        opened.append(enc)
+        return enc
+
+    with one_torch_thread(), pytest.raises(EncoderError, match="injected"):
+        run_lanes(segments, 2, up, frames=lambda seg: iter(seg), encoder=encoder, batch=4,
+                  frame_shape=(info.height, info.width, 3))
+    assert not [t for t in threading.enumerate() if t.name.startswith("vidsr-") and t.is_alive()]
