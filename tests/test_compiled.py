@@ -145,3 +145,15 @@ def test_compiled_video_run_keeps_every_frame(cache: Path, tiny_clip: Path, tmp_
     assert result.frames == 7
     with av.open(str(result.output)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 7
+
+
+def test_expected_frames_from_header_and_window(media: Path) -> None:
+    from vidsr.engine.compiled import expected_frames
+    from vidsr.io.decode import Window
+
+    info = probe_video(media / "videos" / "bikes_640x272_3s.mp4")  # 77 frames at 25 fps
+    assert expected_frames(info, Window()) == 77
+    assert expected_frames(info, Window(start=1.0)) == 52
+    assert expected_frames(info, Window(duration=2.0)) == 50
+    assert expected_frames(info, Window(start=2.0, frames=100)) == 27
+    assert expected_frames(info, Window(frames=10)) == 10

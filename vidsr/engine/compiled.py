@@ -45,7 +45,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 def cache_dir() -> Path:
     """Where compiled artefacts live across runs: $VIDSR_CACHE_DIR, else $XDG_CACHE_HOME/vidsr (~/.cache/vidsr)."""
-    root = os.environ.get("VIDSR_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidsr"
+    root = os.environ.get("VIDSR_CACHE_DIR")
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidsr"
     return Path(root) / "compile"
 
 
@@ -66,11 +68,10 @@ def expected_frames(info: VideoInfo, window: Window) -> int | None:
     total = info.frames
     if total is not None and window.start and rate:
         total = max(0, total - math.floor(window.start * rate))
+    limits = [n for n in (total, window.frames) if n is not None]
     if window.duration is not None and rate:
-        total = min(total, math.ceil(window.duration * rate)) if total is not None else math.ceil(window.duration * rate)
-    if window.frames is not None:
-        total = min(total, window.frames) if total is not None else window.frames
-    return total
+        limits.append(math.ceil(window.duration * rate))
+    return min(limits) if limits else None
 
 
 def settle_compile(speed: SpeedOptions, device: torch.device, frames: int | None) -> SpeedOptions:
