@@ -47,7 +47,7 @@ def upscale(
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the network "
                                            "(default: on CUDA for runs of 500 frames or more; artefacts are "
                                            "cached in ~/.cache/vidsr/compile, so later runs start fast)."),
-    trt: Optional[bool] = typer.Option(None, "--trt/--no-trt", help="Compile with TensorRT (vidsr[trt]; "
+    trt: Optional[bool] = typer.Option(None, "--trt/--no-trt", help="Compile with TensorRT (the vidsr\\[trt] extra; "
                                        "default: when torch-tensorrt is installed and the run compiles)."),
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="NHWC memory layout."),
     cudnn_benchmark: bool = typer.Option(True, "--cudnn-benchmark/--no-cudnn-benchmark",
