@@ -10,6 +10,8 @@ compares against (--no-compile with one encoder, eager at 1080p, x264 alone) are
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import torch
 
 from vidsr.bench.run import BenchConfig, Row, _frames_at_output, make_input
@@ -27,6 +30,7 @@ from vidsr.engine.options import UpscaleOptions
 from vidsr.engine.tiling import forward_padded
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
 from vidsr.engine.video import upscale_video
+from vidsr.io.decode import iter_frames
 from vidsr.io.encode import EncodeSettings, open_encoder
 from vidsr.io.formats import resolve_encoding
 from vidsr.io.probe import VideoInfo, probe_video
@@ -56,6 +60,7 @@ class _Measured:
     out_size: tuple[int, int]
     model_fps: dict[bool, float] = dataclasses.field(default_factory=dict)   # compiled? -> fps
     encode_fps: dict[int, float] = dataclasses.field(default_factory=dict)   # encoders -> fps
+    psnr: dict[str, float] = dataclasses.field(default_factory=dict)         # compiled variant -> dB vs eager
 
 
 def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, folder: Path, timed: Timed,
@@ -97,6 +102,7 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
         return entry
 
     main = _prepare(cfg, cfg.size, cfg.frames, folder, "main")
+    measured = [main]
     progress("paths: defaults, first run (compiles where the policy says; cold cache)")
     run(main, "defaults, first run", model, compile=None, encoders=None, bound_encoders=1)
     _stage_rates(cfg, pc, main, model, device, timed, rows, progress, encoders=(1, pc.encoders), graphs=True)
@@ -113,6 +119,7 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
     if pc.large_size is not None:
         w, h = pc.large_size
         large = _prepare(cfg, pc.large_size, pc.large_frames, folder, "large")
+        measured.append(large)
         _stage_rates(cfg, pc, large, model, device, timed, rows, progress, encoders=(1,))
         progress(f"paths: {w}x{h} eager")
         eager = run(large, f"{w}x{h} --no-compile", model, compile=False, encoders=None, bound_encoders=1)
@@ -129,7 +136,8 @@ def path_rows(cfg: BenchConfig, model: ModelDescriptor, device: torch.device, fo
     for entry, size, n in pending:
         bound(entry, size, n)
     checks["defaults_vs_bound"] = best["vs_bound"]
-    return rows, {"paths": paths, "checks": checks}
+    psnr = {k: v for m in measured for k, v in m.psnr.items()}
+    return rows, {"paths": paths, "checks": checks, "psnr_vs_eager_db": psnr}
 
 
 def _prepare(cfg: BenchConfig, size: tuple[int, int], frames: int, folder: Path, tag: str) -> _Measured:
@@ -144,17 +152,19 @@ def _prepare(cfg: BenchConfig, size: tuple[int, int], frames: int, folder: Path,
 def _stage_rates(cfg: BenchConfig, pc: PathsConfig, size: _Measured, model: ModelDescriptor, device: torch.device,
                  timed: Timed, rows: list[Row], progress: Callable[[str], None], *, encoders: tuple[int, ...],
                  compiled: tuple[bool, ...] | None = None, graphs: bool = False) -> None:
-    """Model-only at the paths' batch (eager, and compiled where the defaults compile: on CUDA), and
-    encode-only with each count of encoders at once."""
+    """Model-only at the paths' batch (eager, and compiled where the defaults compile, on CUDA, or where
+    --compile asks), with the compiled outputs' PSNR against eager on real frames; and encode-only with
+    each count of encoders at once."""
     if compiled is None:
-        compiled = (False, True) if wants_compile(None, device, None) else (False,)
+        compiled = (False, True) if (cfg.compile or wants_compile(None, device, None)) else (False,)
     variants: list[tuple[str, bool, str | None]] = [("compiled" if c else "eager", c, None) for c in compiled]
-    if graphs and True in compiled:
+    if graphs and True in compiled and device.type == "cuda":
         # Whether CUDA graphs pay at this size, whatever compile_mode() chose: the policy's evidence.
         variants += [(f"compiled {m}", True, m) for m in ("default", "reduce-overhead")]
     w, h = size.info.width, size.info.height
     dtype = pick_dtype(device, cfg.precisions[0], model=model)
-    x = torch.rand((pc.batch, 3, h, w), device=device).to(dtype).contiguous(memory_format=torch.channels_last)
+    x = _real_batch(size, pc.batch, device, dtype)
+    eager_out: torch.Tensor | None = None
     for tag, compile, mode in variants:
         progress(f"paths: {model.name} {w}x{h} model only, {tag}")
         up = FrameUpscaler(model, device=device, dtype=dtype, out_size=size.out_size,
@@ -173,6 +183,14 @@ def _stage_rates(cfg: BenchConfig, pc: PathsConfig, size: _Measured, model: Mode
         rows.append(row)
         if mode is None:  # the policy's own choice bounds the runs
             size.model_fps[compile] = row.fps
+        with torch.inference_mode():  # numerics on real frames, as an 8-bit picture sees them
+            out = forward_padded(up.module, x, model.scale, model.size_multiple).float().clamp(0, 1).mul(255).round()
+        if eager_out is None:
+            eager_out = out
+        else:
+            mse = float((out - eager_out).pow(2).mean())
+            # Identical pictures are written as 100 dB (JSON has no infinity).
+            size.psnr[f"{model.name} {w}x{h} {tag}"] = min(100.0, 10 * math.log10(255**2 / mse)) if mse else 100.0
     out_w, out_h = size.out_size
     pix_fmt = DeviceFormatter.for_encoder(cfg.encode.pix_fmt, out_w, out_h, size.info.color).pix_fmt
     frames = _frames_at_output(size.clip, size.info, out_w, out_h, pix_fmt)
@@ -182,6 +200,14 @@ def _stage_rates(cfg: BenchConfig, pc: PathsConfig, size: _Measured, model: Mode
                     lambda n=n: _encode_at_once(cfg, size, frames, pix_fmt, n, size.clip.parent))
         rows.append(row)
         size.encode_fps[n] = row.fps
+
+
+def _real_batch(size: _Measured, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """`batch` real frames of the clip as the network takes them: float in [0, 1], NCHW, channels_last."""
+    frames = list(itertools.islice(iter_frames(size.clip, size.info.color), batch))
+    rgb = np.stack([frames[i % len(frames)] for i in range(batch)])
+    x = torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).to(dtype).div_(255)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _encode_at_once(cfg: BenchConfig, size: _Measured, frames: list, pix_fmt: str, lanes: int, folder: Path) -> int:
@@ -263,5 +289,7 @@ def format_paths(summary: dict) -> list[str]:
         lines.append(f"{p['path'][:34]:<34} {p['fps']:>8.2f} {bound:>8} {by:>7} {ratio:>6}")
     for name, value in summary["checks"].items():
         lines.append(f"{name}: {value:.2f}x" if value is not None else f"{name}: -")
+    for name, db in summary.get("psnr_vs_eager_db", {}).items():
+        lines.append(f"PSNR {name} vs eager, real frames: {db:.1f} dB")
     return lines
 
