@@ -17,7 +17,7 @@ from PIL import Image
 
 from degrade_by_hand import degrade_by_hand
 
-from vidsr.bench.op_count import OpCounter
+from vidsr.bench import OpCounter
 from vidsr.degrade import HighOrderDegradation, SampleParams, _batched, load_config, ops
 from vidsr.degrade._batched import _blur as batched_blur
 from vidsr.degrade._batched import _Frames, add_noise

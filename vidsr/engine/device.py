@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from vidsr.choices import PRECISIONS, Precision
+from vidsr.choices import PRECISIONS
 from vidsr.errors import OptionError
 from vidsr.models import ModelDescriptor
 

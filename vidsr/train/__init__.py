@@ -23,7 +23,9 @@ from vidsr.train.discriminator import UNetDiscriminatorSN
 from vidsr.train.export import export_generator
 from vidsr.train.generator import with_pretrained
 from vidsr.train.losses import PerceptualLoss, load_vgg19_state_dict
-from vidsr.train.trainer import StageResult, Trainer, TrainResult, replace_stage, train
+from vidsr.train.results import StageResult, TrainResult
+from vidsr.train.run_stages import replace_stage, train
+from vidsr.train.trainer import Trainer
 from vidsr.train.validate import psnr_y, ssim_y
 
 __all__ = [

@@ -36,6 +36,15 @@ def seed_of(*key: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)[0])
 
 
+def seed_for(seed: int, *parts: object) -> int:
+    """A seed per (run seed, stage name, ...): stable across processes and Python versions."""
+    ints = [seed]
+    for p in parts:
+        ints.extend(p.encode("utf-8") if isinstance(p, str) else [int(p)])  # type: ignore[call-overload]
+    return seed_of(*ints)
+
+
+
 def _randint(g: torch.Generator, high: int) -> int:
     """Uniform in [0, high)."""
     return int(torch.randint(high, (1,), generator=g).item()) if high > 1 else 0
