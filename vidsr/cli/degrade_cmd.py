@@ -90,7 +90,7 @@ def degrade(
     """Write a contact sheet of N random degradations of an image or video frame, each labelled."""
     from vidsr.degrade import HighOrderDegradation, load_config
     from vidsr.degrade.contact_sheet import contact_sheet, describe
-    from vidsr.degrade.pipeline import SampleParams
+    from vidsr.degrade.high_order import SampleParams
     from vidsr.io.image import is_image
 
     if not input.exists():

@@ -36,7 +36,7 @@ def train(
 ) -> None:
     """Train a network, Real-ESRGAN style (L1 stage, then GAN stage), for `vidsr upscale --model`."""
     from vidsr.train import load_train_config, train as run_training, with_overrides, with_pretrained
-    from vidsr.train.config import config_path
+    from vidsr.train.train_config import config_path
 
     cfg = load_train_config(config)
     cfg = with_overrides(cfg, data=data, steps=steps, holdout=holdout)

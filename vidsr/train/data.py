@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from vidsr.errors import InputError, InputNotFoundError, OptionError
 from vidsr.io.image import IMAGE_SUFFIXES, read_rgb8
 from vidsr.io.probe import VIDEO_SUFFIXES
-from vidsr.train.config import DataConfig
+from vidsr.train.train_config import DataConfig
 
 log = logging.getLogger(__name__)
 

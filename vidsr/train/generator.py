@@ -11,7 +11,7 @@ from torch import nn
 from vidsr.errors import ModelError
 from vidsr.models import RRDBNet, SRVGGNetCompact, load_model
 from vidsr.models._resize import ResizedOutput
-from vidsr.train.config import NetworkConfig
+from vidsr.train.train_config import NetworkConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from vidsr.errors import InputNotFoundError, ModelError
 from vidsr.models import canonical_state_dict, read_state_dict
-from vidsr.train.config import VGG19_LAYERS
+from vidsr.train.train_config import VGG19_LAYERS
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 
-def now() -> str:
+def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 

@@ -21,13 +21,13 @@ import yaml
 
 from vidsr.degrade import load_config
 from vidsr.errors import InputError, OptionError, OutputExistsError
-from vidsr.train.config import StageConfig, TrainConfig
 from vidsr.train.data import PatchSampler, find_media, make_sources, split_holdout
 from vidsr.train.generator import with_pretrained
 from vidsr.train.losses import load_vgg19_state_dict
 from vidsr.train.process_group import barrier, leave_process_group, setup_device
 from vidsr.train.results import StageResult, TrainResult
-from vidsr.train.run_log import now
+from vidsr.train.run_log import utc_now
+from vidsr.train.train_config import StageConfig, TrainConfig
 from vidsr.train.trainer import DONE, VAL_PAIRS, Trainer
 from vidsr.train.validate import ValPairs, make_val_pairs
 
@@ -74,7 +74,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, sta
           progress: bool = True) -> TrainResult:
     """Run the configured stages (or the named ones) into ``out_dir``; see the module doc."""
     out_dir = Path(out_dir)
-    started_at, t0 = now(), time.perf_counter()
+    started_at, t0 = utc_now(), time.perf_counter()
     if config.network.pretrained and config.network.net_scale is None:
         # e.g. animevideov3-x2 named in a YAML file: the x4 net it is, resized, not a x2 net.
         config = dataclasses.replace(config, network=with_pretrained(config.network, config.network.pretrained))
@@ -140,7 +140,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, sta
             final = tuple(Path(shutil.copyfile(p, out_dir / f"{config.name}{p.suffix}")) for p in exports)
         barrier(dist)
         return TrainResult(out_dir=out_dir, stages=tuple(results), exports=final, started_at=started_at,
-                           ended_at=now(), rank=dist.rank)
+                           ended_at=utc_now(), rank=dist.rank)
     finally:
         leave_process_group(dist)
 

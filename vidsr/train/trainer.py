@@ -28,7 +28,6 @@ from vidsr.engine.device import pick_device
 from vidsr.errors import InputError, ModelError
 from vidsr.models import read_state_dict
 from vidsr.train import checkpoint as ckpt
-from vidsr.train.config import StageConfig, TrainConfig
 from vidsr.train.data import PatchSampler, find_media, make_sources, seed_for, split_holdout
 from vidsr.train.degrade_feed import DegradationFeed, PairStream, ShufflePool, resolve_device
 from vidsr.train.discriminator import UNetDiscriminatorSN
@@ -39,8 +38,9 @@ from vidsr.train.gpu_util import UtilizationSampler
 from vidsr.train.losses import PerceptualLoss, gan_loss, load_vgg19_state_dict
 from vidsr.train.process_group import DistInfo, any_rank, barrier
 from vidsr.train.results import StageResult
-from vidsr.train.run_log import append_record, now
+from vidsr.train.run_log import append_record, utc_now
 from vidsr.train.stop_signal import StopRequest
+from vidsr.train.train_config import StageConfig, TrainConfig
 from vidsr.train.validate import ValPairs, bicubic, make_val_pairs, run_net, score, write_samples
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class Trainer:
         sample = write_samples(samples_dir / f"step_{self.step:08d}.png", pairs, out, scale=scale,
                                count=self.config.validation.samples)
         self.last_validation = scores
-        record: dict[str, Any] = {"event": "val", "time": now(), "stage": self.stage.name, "step": self.step,
+        record: dict[str, Any] = {"event": "val", "time": utc_now(), "stage": self.stage.name, "step": self.step,
                                   **scores}
         if sample is not None:
             record["sample"] = str(sample)
@@ -375,7 +375,7 @@ class Trainer:
 
         st = self.stage
         target = min(st.steps, until) if until is not None else st.steps
-        started_at, t0 = now(), time.perf_counter()
+        started_at, t0 = utc_now(), time.perf_counter()
         start_step = self.step
         sums: dict[str, torch.Tensor] = {}
         count, t_log, step_log = 0, t0, self.step
@@ -406,7 +406,7 @@ class Trainer:
                         if at_log:
                             now = time.perf_counter()
                             means = {k: float(v) / count for k, v in sums.items()}
-                            self._log({"event": "train", "time": now(), "stage": st.name, "step": self.step,
+                            self._log({"event": "train", "time": utc_now(), "stage": st.name, "step": self.step,
                                        "lr_g": st.lr_g * self.lr_factor(self.step - 1),
                                        **self._rates(self.step - step_log, now - t_log, wait_log, gpu), **means})
                             bar.set_postfix(loss=f"{means.get('g_total', math.nan):.4f}", refresh=False)
@@ -440,12 +440,12 @@ class Trainer:
             exports = export_generator(self.ema.module, self.stage_dir / f"{self.config.name}_{st.name}")
             if finished:
                 (self.stage_dir / DONE).write_text(json.dumps(
-                    {"stage": st.name, "steps": self.step, "ended_at": now(),
+                    {"stage": st.name, "steps": self.step, "ended_at": utc_now(),
                      "exports": [str(p) for p in exports], "validation": self.last_validation}, indent=2) + "\n",
                     encoding="utf-8")
         barrier(self.dist)
         return StageResult(name=st.name, steps=self.step, finished=finished, seconds=seconds,
-                           steps_this_session=self.step - start_step, started_at=started_at, ended_at=now(),
+                           steps_this_session=self.step - start_step, started_at=started_at, ended_at=utc_now(),
                            validation=self.last_validation, exports=exports, data_wait_s=wait_total,
                            gpu_util=gpu.overall() if self.device.type == "cuda" else None)
 

@@ -22,9 +22,9 @@ from torch import nn
 
 from vidsr.degrade import DegradationConfig, HighOrderDegradation
 from vidsr.io.image import write_image
-from vidsr.train.config import ValidationConfig
 from vidsr.train.data import PatchSampler
 from vidsr.train.degrade_feed import degrade_patches
+from vidsr.train.train_config import ValidationConfig
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A run is one network trained through one or more stages, Real-ESRGAN style: an L1 stage
 (RealESRNet) and a GAN stage that starts from the first stage's EMA weights. Everything
 lives in one YAML file under ``vidsr/configs/train/``; unknown keys are rejected with their
-dotted path (the loader is :func:`vidsr.config.build_dataclass`).
+dotted path (the loader is :func:`vidsr.yaml_config.build_dataclass`).
 Command-line overrides (``--data``, ``--steps``) build a new config with
 :func:`dataclasses.replace` before the run starts; nothing is changed while it runs.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from vidsr.config import CONFIGS_ROOT, find_config, load_yaml_config, to_plain
 from vidsr.errors import OptionError
+from vidsr.yaml_config import CONFIGS_ROOT, find_config, load_yaml_config, to_plain
 
 Arch = Literal["compact", "rrdb"]
 ActType = Literal["prelu", "relu"]
