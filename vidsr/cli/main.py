@@ -14,7 +14,7 @@ import typer
 from vidsr.cli.bench_cmd import bench
 from vidsr.cli.compare_cmd import compare
 from vidsr.cli.degrade_cmd import degrade
-from vidsr.cli.errors import debug_mode, exit_at_once, reports_errors
+from vidsr.cli.error_report import debug_mode, exit_at_once, reports_errors
 from vidsr.cli.models_cmd import app as models_app
 from vidsr.cli.train_cmd import train
 from vidsr.cli.upscale_cmd import upscale

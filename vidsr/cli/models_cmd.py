@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from vidsr.cli.errors import reports_errors
+from vidsr.cli.error_report import reports_errors
 
 if TYPE_CHECKING:
     from vidsr.models import ModelDescriptor
