@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: loading rich for it would take longer than the rest of `vidsr --help`
     help="Upscale real-world video and images with Real-ESRGAN-family networks. "
          "Add --debug anywhere for full tracebacks and debug logging.",
 )

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from vidsr.models import ModelDescriptor
 
 app = typer.Typer(help="The named models; `info` and `export` for any model name or weights file.",
-                  no_args_is_help=False)
+                  no_args_is_help=False, rich_markup_mode=None)
 
 _CHANNELS = {1: "gray", 3: "RGB", 4: "RGBA"}
 
