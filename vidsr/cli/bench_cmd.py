@@ -4,11 +4,11 @@ from __future__ import annotations
 import importlib.resources
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
-from vidsr.choices import EncoderBackendChoice
+from vidsr.choices import EncoderBackend, EncoderBackendChoice
 from vidsr.errors import OptionError
 
 # A real clip shipped in the package (vidsr/assets/README.md), so a wheel install can bench.
@@ -46,7 +46,7 @@ def bench(
     cfg = BenchConfig(
         source=source, size=(w, h), frames=frames or (600 if cuda else 16), model=model, scale=scale, device=device,
         precisions=tuple(precision.split(",")), batches=batches, compile=compile,
-        encode=EncodeSettings(codec=codec, preset=preset, crf=crf, backend=encoder.value),
+        encode=EncodeSettings(codec=codec, preset=preset, crf=crf, backend=cast(EncoderBackend, encoder.value)),
         reference_frames=reference_frames or (60 if cuda else 8), model_iters=20 if cuda else 2,
     )
     report = run_bench(cfg, progress=lambda s: typer.echo(f"bench: {s}", err=True))

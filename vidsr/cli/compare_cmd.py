@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
-from vidsr.choices import PrecisionChoice
+from vidsr.choices import Precision, PrecisionChoice
 
 
 def compare(
@@ -29,6 +29,6 @@ def compare(
     from vidsr.engine.comparison import compare as compare_models
 
     result = compare_models(input, output, models=models, scale=scale, time=time, frame=frame, crop=crop,
-                            device=device, precision=precision.value, overwrite=overwrite)
+                            device=device, precision=cast(Precision, precision.value), overwrite=overwrite)
     typer.echo(f"wrote {result.output} ({result.width}x{result.height}: input and {len(models)} model(s), "
                f"crop {result.crop} at x{result.scale:g})", err=True)
