@@ -148,3 +148,46 @@ def test_a_failing_lane_stops_the_run_with_its_error(clip: Path, tmp_path: Path)
         run_lanes(segments, 2, up, frames=lambda seg: iter(seg), encoder=encoder, batch=4,
                   frame_shape=(info.height, info.width, 3))
     assert not [t for t in threading.enumerate() if t.name.startswith("vidsr-") and t.is_alive()]
+
+
+def test_ctrl_c_in_lanes_stops_every_encoder(clip: Path, tmp_path: Path) -> None:
+    """Ctrl-C while two lanes encode: KeyboardInterrupt comes out, both encoders are stopped (their
+    ffmpeg processes gone), and no pipeline thread is left."""
+    import threading
+    from fractions import Fraction
+
+    from vidsr.engine.lanes import run_lanes
+    from vidsr.engine.upscaler import FrameUpscaler
+    from vidsr.io.color import ColorInfo
+    from vidsr.io.decode import iter_frames
+    from vidsr.io.encode import open_encoder
+    from vidsr.io.probe import probe_video
+
+    info = probe_video(clip)
+    frames = list(iter_frames(clip, info.color))
+    segments = [frames[:30], frames[30:]]
+    up = FrameUpscaler(tiny_model(), device=torch.device("cpu"), dtype=torch.float32,
+                       out_size=(2 * info.width, 2 * info.height))
+    opened: list = []
+
+    def encoder(seg: list) -> object:
+        enc = open_encoder(tmp_path / f"seg{len(opened)}.mp4", width=2 * info.width, height=2 * info.height,
+                           rate=Fraction(30), color=ColorInfo("ITU709", False, 1, 1),
+                           settings=EncodeSettings(codec="libx264", preset="ultrafast", pix_fmt="yuv420p",
+                                                   backend="ffmpeg"),
+                           input_pix_fmt="rgb24")
+        opened.append(enc)
+        return enc
+
+    done = [0]
+
+    def progress(n: int) -> None:
+        done[0] += n
+        if done[0] >= 12:  # both lanes have started by now
+            raise KeyboardInterrupt
+
+    with one_torch_thread(), pytest.raises(KeyboardInterrupt):
+        run_lanes(segments, 2, up, frames=lambda seg: iter(seg), encoder=encoder, batch=4,
+                  frame_shape=(info.height, info.width, 3), on_progress=progress)
+    assert not [t for t in threading.enumerate() if t.name.startswith("vidsr-") and t.is_alive()]
+    assert opened and all(enc._proc.poll() is not None for enc in opened)
