@@ -4,8 +4,8 @@ When the encoder bounds a run (x264 at 4K out, slow presets) and cores are idle,
 encoder cannot use them: its threads stall on each other's reference frames. Here the
 video is cut at keyframes into consecutive segments (segments.py); each of `lanes` lanes
 decodes one segment from its keyframe and encodes it into a file of its own, then takes
-the next segment. The one network thread serves every lane, batch by batch, in the order
-their batches arrive, so the device stays as busy as with one lane. The segment files
+the next segment. The one network thread serves the lanes a batch each in turn, so every
+encoder gets an equal share and the device stays as busy as with one lane. The segment files
 are joined without re-encoding by the mux every segmented run uses (mux.py: one
 decode-time rule across joins), so the output is one stream with every frame and its
 timestamp.
@@ -73,7 +73,8 @@ class _Lane(Generic[S]):
         self.index = index
         self.in_pool = BufferPool(crew, QUEUE_DEPTH + 2, in_shape, dtype=in_dtype, pinned=pinned)
         self.out_pool = BufferPool(crew, QUEUE_DEPTH + 2, out_shape, dtype=out_dtype, pinned=pinned)
-        self.outbox = crew.queue(QUEUE_DEPTH)
+        self.inbox = crew.queue(QUEUE_DEPTH)    # decoded batches, to the network
+        self.outbox = crew.queue(QUEUE_DEPTH)   # upscaled batches, to the encoder
         self.encoder: FrameEncoder | None = None
         self.done = threading.Event()
 
@@ -96,8 +97,6 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
     out_shape = (batch, *upscaler.formatter.frame_shape)
     pool = [_Lane(crew, i, (batch, *frame_shape), out_shape, frame_dtype, upscaler.formatter.dtype, pinned)
             for i in range(lanes)]
-    # Every lane's batches, in arrival order: the network takes whichever comes first.
-    inbox = crew.queue(lanes * QUEUE_DEPTH)
     todo = iter(segments)
     todo_lock = threading.Lock()
 
@@ -115,12 +114,12 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
                 np.copyto(view[n], rgb)
                 n += 1
                 if n == batch:
-                    crew.put(inbox, (lane, seg, buf, n))
+                    crew.put(lane.inbox, (seg, buf, n))
                     buf, n = None, 0
             if buf is not None:
-                crew.put(inbox, (lane, seg, buf, n))
-            crew.put(inbox, (lane, seg, _END, 0))
-        crew.put(inbox, (lane, None, _LANE_DONE, 0))
+                crew.put(lane.inbox, (seg, buf, n))
+            crew.put(lane.inbox, (seg, _END, 0))
+        crew.put(lane.inbox, (None, _LANE_DONE, 0))
 
     def encode(lane: _Lane) -> None:
         while True:
@@ -153,30 +152,33 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
     count = 0
     buf = x = y = out = None
     try:
-        running = lanes
-        while running:
-            lane, seg, buf, n = crew.get(inbox)  # type: ignore[misc]
-            if buf is _LANE_DONE:
-                crew.put(lane.outbox, _LANE_DONE)
-                running -= 1
+        # One batch from each lane in turn: were batches taken as they arrive, the lane whose
+        # decoder runs ahead would fill the network's time while the other encoders starve.
+        turn = list(pool)
+        while turn:
+            for lane in list(turn):
+                seg, buf, n = crew.get(lane.inbox)  # type: ignore[misc]
+                if buf is _LANE_DONE:
+                    crew.put(lane.outbox, _LANE_DONE)
+                    turn.remove(lane)
+                    buf = None
+                    continue
+                if buf is _END:
+                    crew.put(lane.outbox, (seg, _END, 0, None))
+                    buf = None
+                    continue
+                # A compiled network would recompile for a short last batch: run it full-size instead.
+                x = upscaler.receive(buf if pad_last_batch else buf[:n])
+                lane.in_pool.give(buf)
                 buf = None
-                continue
-            if buf is _END:
-                crew.put(lane.outbox, (seg, _END, 0, None))
-                buf = None
-                continue
-            # A compiled network would recompile for a short last batch: run it full-size instead.
-            x = upscaler.receive(buf if pad_last_batch else buf[:n])
-            lane.in_pool.give(buf)
-            buf = None
-            y = upscaler.process(x)
-            x = None
-            out = lane.out_pool.take()
-            crew.put(lane.outbox, (seg, out, n, upscaler.download(y[:n], out[:n])))
-            out = y = None
-            count += n
-            if on_progress is not None:
-                on_progress(n)
+                y = upscaler.process(x)
+                x = None
+                out = lane.out_pool.take()
+                crew.put(lane.outbox, (seg, out, n, upscaler.download(y[:n], out[:n])))
+                out = y = None
+                count += n
+                if on_progress is not None:
+                    on_progress(n)
         for lane in pool:
             while not lane.done.wait(0.05):
                 if crew.stop.is_set():
