@@ -53,7 +53,8 @@ def auto_lanes(device: torch.device, cores: int | None = None) -> int:
     there are cores for more than one encoder."""
     if device.type != "cuda":
         return 1
-    cores = cores if cores is not None else len(os.sched_getaffinity(0))
+    if cores is None:  # the cores this process may use (a container's share), where the OS says
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(MAX_AUTO_LANES, cores // CORES_PER_ENCODER))
 
 
