@@ -20,8 +20,16 @@ venv="$peers/vsmlrt"
 if [ ! -x "$venv/bin/vspipe" ]; then
     py312="${PY312:-}"
     if [ -z "$py312" ]; then
-        for cand in python3.13 python3.12 /root/.pyenv/versions/3.12.1/bin/python; do
-            if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
+        # pyenv's interpreters are not on PATH unless a shell activated one: ask pyenv where they are.
+        pyenvs=""
+        if command -v pyenv >/dev/null 2>&1; then
+            for v in 3.12 3.13; do
+                prefix="$(pyenv prefix "$v" 2>/dev/null || true)"
+                [ -n "$prefix" ] && pyenvs="$pyenvs $prefix/bin/python"
+            done
+        fi
+        for cand in python3.13 python3.12 $pyenvs; do
+            if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
                 py312="$cand"; break
             fi
         done
