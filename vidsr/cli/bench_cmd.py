@@ -35,6 +35,7 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
 ) -> None:
     """Measure where the time goes on this machine; prints a table (and JSON with --json)."""
+    from vidsr.engine.cpu_memory import keep_freed_memory
     from vidsr.engine.device import pick_device
 
     cuda = pick_device(device).type == "cuda"
@@ -49,6 +50,8 @@ def bench(
         encode=EncodeSettings(codec=codec, preset=preset, crf=crf, backend=encoder),  # type: ignore[arg-type]
         reference_frames=reference_frames or (60 if cuda else 8), model_iters=20 if cuda else 2,
     )
+    if not cuda:
+        keep_freed_memory()  # as `vidsr upscale` does on the CPU, so the rows measure what users run
     report = run_bench(cfg, progress=lambda s: typer.echo(f"bench: {s}", err=True))
     typer.echo(format_table(report))
     if json_out is not None:

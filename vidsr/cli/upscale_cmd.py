@@ -11,6 +11,8 @@ from tqdm import tqdm
 
 from vidsr.engine.batch import BatchResult, FileResult, is_batch, upscale_many
 from vidsr.engine.chunked import ChunkOptions, parse_devices, upscale_video_chunked
+from vidsr.engine.cpu_memory import keep_freed_memory
+from vidsr.engine.device import pick_device
 from vidsr.engine.image import upscale_image
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.engine.video import UpscaleOptions, upscale_video
@@ -87,6 +89,11 @@ def upscale(
     )
     if backend not in ("local", "ray"):
         raise typer.BadParameter("must be local or ray", param_hint="--backend")
+    if devices is None and backend == "local" and pick_device(device).type == "cpu":
+        # This command owns its process, and on the CPU every batch allocates and frees the same
+        # large tensors: malloc should keep that memory (engine/cpu_memory.py). Segmented runs
+        # do this in their CPU workers; a library call leaves the process as it finds it.
+        keep_freed_memory()
     if is_batch(inputs, output):
         chunks = _chunk_options(devices, device, segment_seconds, work_dir, backend, address)
         _upscale_queue(inputs, output, opts, chunks, recursive=recursive, glob=glob, quiet=quiet)

@@ -32,6 +32,7 @@ from typing import Literal
 
 import torch
 
+from vidsr.engine.cpu_memory import keep_freed_memory
 from vidsr.engine.device import pick_device, pick_dtype
 from vidsr.engine.jobdir import JobDir, job_folder, job_key
 from vidsr.engine.segments import Segment, plan_segments
@@ -356,6 +357,8 @@ def _worker_main(device: str, threads: int, conn: mp.connection.Connection) -> N
         signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may still write to the terminal
     threading.Thread(target=_exit_with_parent, daemon=True, name="vidsr-parent-watch").start()
     torch.set_num_threads(threads)
+    if device_kind(device) == "cpu":
+        keep_freed_memory()  # this process runs CPU batches only; see cpu_memory.py
     cache: dict = {}
     while True:
         try:
