@@ -109,3 +109,30 @@ def test_segmented_runs_dedup_each_segment(anime_clip: Path, without: Path, tmp_
     assert 0 < result.reused <= in_one_run
     _assert_close_to(out, without)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["chunked.mp4", model.name])  # job folder gone
+
+
+def test_the_summary_says_how_many_were_reused(anime_clip: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    import vidsr.cli.upscale_cmd as cmd
+    from vidsr.cli.main import main
+
+    monkeypatch.setattr(cmd, "keep_freed_memory", lambda: True)  # leave this test process's malloc alone
+    model = tiny_model_file(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["upscale", str(anime_clip), "-o", str(tmp_path / "up.mp4"), "-m", str(model), "--device", "cpu",
+              "--dedup", "--preset", "ultrafast"])
+    assert exit_.value.code == 0
+    det = HeldFrameDetector()
+    held = sum(det.is_held(f) for f in decode(anime_clip))
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"640x360, 36 frame(s), {held} reused, " in line, line
+
+
+def test_the_job_key_includes_dedup(anime_clip: Path, tmp_path: Path) -> None:
+    """A rerun with or without --dedup must not pick up the other's finished segments."""
+    from vidsr.engine.chunked import _key
+    from vidsr.engine.video import plan_video
+
+    chunks = ChunkOptions(devices=("cpu",))
+    plan = plan_video(anime_clip, tmp_path / "out.mp4", OPTS, 2)
+    keys = {_key(plan, dataclasses.replace(OPTS, dedup=d), chunks, {"cpu": "fp32"}, "w") for d in (False, True)}
+    assert len(keys) == 2

@@ -168,7 +168,8 @@ def upscale_video_chunked(input_path: Path, output: Path | None, options: Upscal
                 raise
             job.remove()
     frames = sum(len(r.pts) for r in reports.values())
-    return UpscaleResult(plan.output, frames, *plan.out_size, time.perf_counter() - start, warnings)
+    return UpscaleResult(plan.output, frames, *plan.out_size, time.perf_counter() - start, warnings,
+                         reused=sum(r.held for r in reports.values()))
 
 
 def _key(plan: VideoPlan, options: UpscaleOptions, chunks: ChunkOptions, precision: dict[str, str],
@@ -184,6 +185,7 @@ def _key(plan: VideoPlan, options: UpscaleOptions, chunks: ChunkOptions, precisi
         "out_size": plan.out_size, "encode": dataclasses.asdict(plan.encode),
         "tile": (options.speed.tile, options.speed.tile_pad), "window": dataclasses.asdict(options.window),
         "segment_seconds": chunks.segment_seconds,
+        "dedup": options.dedup,  # reused outputs differ (slightly) from computed ones
     })
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -12,11 +13,13 @@ import torch
 from tqdm import tqdm
 
 from vidsr.engine.batching import choose_batch
+from vidsr.engine.dedup import HeldFrameDetector
 from vidsr.engine.device import PRECISIONS, Precision, pick_device, pick_dtype
 from vidsr.engine.outputs import (atomic_output, check_output, default_output, partial_path,
                                   remove_stale_partials)
 from vidsr.engine.pipeline import run_pipeline
 from vidsr.engine.pixfmt import DeviceFormatter
+from vidsr.engine.thread_budget import budget_for
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
 from vidsr.errors import InputError, OptionError
 from vidsr.io.decode import DecodeReport, FrameReader, Window
@@ -44,7 +47,8 @@ class UpscaleOptions:
     strict: bool = False                # damaged input is an error rather than a warning
     overwrite: bool = False
     progress: bool = True
-    decode_threads: int = 0             # 0: FFmpeg picks
+    decode_threads: int = 0             # 0: one on the CPU (the network has the cores), else FFmpeg picks
+    dedup: bool = False                 # a frame repeating the previous one reuses its output (engine/dedup.py)
 
     def validated(self) -> UpscaleOptions:
         if self.scale is not None and not (0 < self.scale <= 16):
@@ -70,6 +74,7 @@ class UpscaleResult:
     height: int
     seconds: float
     warnings: tuple[str, ...] = ()
+    reused: int = 0                     # frames given the previous frame's output (--dedup)
 
     @property
     def fps(self) -> float:
@@ -117,6 +122,7 @@ def encode_part(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor
     upscaler = FrameUpscaler(model, device=device, dtype=dtype, out_size=plan.out_size, formatter=formatter,
                              speed=options.speed)
     batch = options.batch or choose_batch(upscaler, info.height, info.width)
+    threads = budget_for(device)
     log.info("%s: %dx%d -> %dx%d with %s on %s (%s, batch %d), %s %s", plan.input, info.width, info.height,
              out_w, out_h, model.name, device, str(dtype).removeprefix("torch."), batch, plan.encode.codec,
              plan.encode.pix_fmt)
@@ -124,23 +130,28 @@ def encode_part(plan: VideoPlan, options: UpscaleOptions, model: ModelDescriptor
     rgb_format = {(3, False): "rgb24", (3, True): "rgb48le", (4, False): "rgba", (4, True): "rgba64le"}[
         (plan.channels, deep)]
     reader = FrameReader(plan.input, info.color, rgb_format=rgb_format, window=options.window,
-                         start_s=info.start_s, pts_range=pts_range, threads=options.decode_threads,
+                         start_s=info.start_s, pts_range=pts_range, threads=options.decode_threads or threads.decode,
                          rate=info.rate, timestamps=info.timestamps, size=(info.width, info.height))
+    encode = plan.encode if plan.encode.threads else dataclasses.replace(plan.encode, threads=threads.encode)
+    # A new detector per part: a segment's first frame has no previous output to reuse.
+    detector = HeldFrameDetector() if options.dedup else None
     encoder: FrameEncoder | None = None
     try:  # opened inside: a Ctrl-C right after the encoder starts must still stop it
         encoder = open_encoder(part_path, width=out_w, height=out_h, rate=info.rate, color=info.color,
-                               settings=plan.encode, container_format=container_format_for(plan.output),
+                               settings=encode, container_format=container_format_for(plan.output),
                                input_pix_fmt=formatter.pix_fmt, sample_aspect_ratio=info.sample_aspect_ratio,
                                hdr=info.hdr_metadata)
         run_pipeline(lambda: reader, upscaler, encoder.write, batch=batch,
                      frame_shape=(info.height, info.width, plan.channels),
                      frame_dtype=torch.uint16 if deep else torch.uint8, on_progress=on_progress,
-                     pad_last_batch=options.speed.compile, interrupt=encoder.interrupt)
+                     pad_last_batch=options.speed.compile, interrupt=encoder.interrupt, detector=detector)
         encoder.close()
     except BaseException:
         if encoder is not None:
             encoder.abort()
         raise
+    if detector is not None:
+        reader.report.held = detector.held
     return reader.report
 
 
@@ -168,6 +179,7 @@ def merge_reports(reports: Sequence[DecodeReport]) -> DecodeReport:
         merged.dropped += r.dropped
         merged.resized += r.resized
         merged.truncated = r.truncated or merged.truncated
+        merged.held += r.held
     return merged
 
 
@@ -201,7 +213,8 @@ def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions
     finally:
         with contextlib.suppress(FileNotFoundError):
             video_tmp.unlink()
-    return UpscaleResult(plan.output, len(report.pts), *plan.out_size, time.perf_counter() - start, warnings)
+    return UpscaleResult(plan.output, len(report.pts), *plan.out_size, time.perf_counter() - start, warnings,
+                         reused=report.held)
 
 
 def _cut(report: DecodeReport, info: VideoInfo, window: Window) -> Cut | None:
