@@ -107,12 +107,12 @@ def main() -> None:
         "machine": {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
                     or platform.machine(), "cores": os.cpu_count(), "loadavg_before": load_before,
                     "loadavg_after": os.getloadavg(), "torch": torch.__version__},
-        "config": {"size": [w, h], "frames": len(frames), "held_in_drawing": sum(held_truth(frames)),
+        "config": {"size": [w, h], "frames": len(frames), "held_in_drawing": int(sum(held_truth(frames))),
                    "model": args.model, "scale": args.scale, "device": str(device), "batch": args.batch,
                    "encode": f"libx264 {args.preset} CRF 18", "source": "tests/anime_clip.py, x264 CRF 20"},
         "runs": runs,
         "speedup_per_pair": [round(s, 3) for s in speedups],
-        "psnr_db": {"min": round(min(db), 2), "frames_below_40": sum(d < 40 for d in db),
+        "psnr_db": {"min": round(float(min(db)), 2), "frames_below_40": int(sum(d < 40 for d in db)),
                     "frames": len(db), "equal_counts": len(dedup) == len(plain)},
     }
     print(f"{w}x{h} -> x{args.scale:g}, {len(frames)} frames ({report['config']['held_in_drawing']} held in the "
