@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vidsr.bench.run import BenchConfig, make_input
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
-from vidsr.engine.video import UpscaleOptions
+from vidsr.engine.options import UpscaleOptions
 from vidsr.io.encode import EncodeSettings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "earth_3s.mp4"

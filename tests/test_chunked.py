@@ -9,8 +9,9 @@ import pytest
 from conftest import EARTH, ffmpeg
 
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
+from vidsr.engine.options import UpscaleOptions
 from vidsr.engine.segments import plan_segments
-from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.engine.video import upscale_video
 from vidsr.io.decode import Window
 from vidsr.io.encode import EncodeSettings
 from vidsr.io.probe import probe_video

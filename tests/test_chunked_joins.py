@@ -14,7 +14,7 @@ import pytest
 from conftest import EARTH, ffmpeg
 
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
-from vidsr.engine.video import UpscaleOptions
+from vidsr.engine.options import UpscaleOptions
 from vidsr.errors import EncoderError
 from vidsr.io.encode import EncodeSettings
 from vidsr.io.mux import VideoPart, decode_order, mux_with_source, reorder_depth

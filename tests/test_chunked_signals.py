@@ -19,7 +19,7 @@ from conftest import EARTH, ffmpeg
 
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
 from vidsr.engine.jobdir import job_folder
-from vidsr.engine.video import UpscaleOptions
+from vidsr.engine.options import UpscaleOptions
 from vidsr.io.encode import EncodeSettings
 
 FRAMES = 30

@@ -18,8 +18,9 @@ from conftest import ffmpeg
 from tiny_model import one_torch_thread, tiny_model
 
 from vidsr.cli.main import main
-from vidsr.engine.pixfmt import DeviceFormatter
-from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.engine.device_formatter import DeviceFormatter
+from vidsr.engine.options import UpscaleOptions
+from vidsr.engine.video import upscale_video
 from vidsr.errors import OptionError
 from vidsr.io.color import ColorInfo
 from vidsr.io.encode import EncodeSettings

@@ -130,7 +130,7 @@ def test_the_summary_says_how_many_were_reused(anime_clip: Path, tmp_path: Path,
 def test_the_job_key_includes_dedup(anime_clip: Path, tmp_path: Path) -> None:
     """A rerun with or without --dedup must not pick up the other's finished segments."""
     from vidsr.engine.chunked import _key
-    from vidsr.engine.video import plan_video
+    from vidsr.engine.video_plan import plan_video
 
     chunks = ChunkOptions(devices=("cpu",))
     plan = plan_video(anime_clip, tmp_path / "out.mp4", OPTS, 2)

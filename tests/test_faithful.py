@@ -15,7 +15,8 @@ import pytest
 import torch
 from conftest import EARTH, ffmpeg
 
-from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.engine.options import UpscaleOptions
+from vidsr.engine.video import upscale_video
 from vidsr.errors import InputError
 from vidsr.io.decode import Window
 from vidsr.io.encode import EncodeSettings

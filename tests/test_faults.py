@@ -27,7 +27,7 @@ from tiny_model import one_torch_thread, tiny_model, tiny_model_file
 
 from vidsr.cli.main import main
 from vidsr.engine.device import OutOfMemoryError, is_oom
-from vidsr.engine.pipeline import BufferPool, run_pipeline
+from vidsr.engine.frame_pipeline import BufferPool, run_pipeline
 from vidsr.engine.threads import Crew, StopPipeline
 from vidsr.engine.upscaler import FrameUpscaler
 from vidsr.errors import EncoderError

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from vidsr.engine.device import OutOfMemoryError
-from vidsr.engine.pipeline import run_pipeline
-from vidsr.engine.pixfmt import DeviceFormatter
+from vidsr.engine.device_formatter import DeviceFormatter
+from vidsr.engine.frame_pipeline import run_pipeline
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions
 from vidsr.io.color import ColorInfo
 from vidsr.io.decode import iter_frames

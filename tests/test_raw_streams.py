@@ -15,8 +15,9 @@ import pytest
 from conftest import ffmpeg
 from tiny_model import one_torch_thread, tiny_model
 
+from vidsr.engine.options import UpscaleOptions
 from vidsr.engine.segments import plan_segments
-from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.engine.video import upscale_video
 from vidsr.io.decode import FrameReader, Window
 from vidsr.io.encode import EncodeSettings
 from vidsr.io.probe import probe_video

@@ -20,10 +20,11 @@ import torch
 from vidsr.bench.memory import measure_peak
 from vidsr.bench.reference import reference_loop
 from vidsr.engine.device import pick_device, pick_dtype
-from vidsr.engine.pixfmt import DeviceFormatter
+from vidsr.engine.device_formatter import DeviceFormatter
+from vidsr.engine.options import UpscaleOptions
 from vidsr.engine.tiling import forward_padded
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
-from vidsr.engine.video import UpscaleOptions, upscale_video
+from vidsr.engine.video import upscale_video
 from vidsr.io.decode import iter_frames
 from vidsr.io.encode import EncodeSettings, find_ffmpeg, open_encoder
 from vidsr.io.formats import resolve_encoding

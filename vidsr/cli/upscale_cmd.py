@@ -13,7 +13,7 @@ from vidsr.engine.batch import BatchResult, FileResult, is_batch, upscale_many
 from vidsr.engine.chunked import ChunkOptions, parse_devices, upscale_video_chunked
 from vidsr.engine.cpu_memory import keep_freed_memory
 from vidsr.engine.device import pick_device
-from vidsr.engine.image import upscale_image
+from vidsr.engine.still_image import upscale_image
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.engine.video import UpscaleOptions, upscale_video
 from vidsr.io.decode import Window

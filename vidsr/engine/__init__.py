@@ -3,9 +3,10 @@ from vidsr.engine.batch import BatchResult, FileResult, upscale_many
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
 from vidsr.engine.comparison import CompareResult, Panel, compare
 from vidsr.engine.crop import Crop, most_detailed_window
-from vidsr.engine.image import upscale_image
+from vidsr.engine.options import UpscaleOptions, UpscaleResult
+from vidsr.engine.still_image import upscale_image
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions, output_size
-from vidsr.engine.video import UpscaleOptions, UpscaleResult, upscale_video
+from vidsr.engine.video import upscale_video
 
 __all__ = [
     "BatchResult",

@@ -35,9 +35,10 @@ from typing import Literal
 from tqdm import tqdm
 
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
-from vidsr.engine.image import upscale_image
+from vidsr.engine.options import UpscaleOptions, UpscaleResult
 from vidsr.engine.outputs import default_output
-from vidsr.engine.video import UpscaleOptions, UpscaleResult, upscale_video
+from vidsr.engine.still_image import upscale_image
+from vidsr.engine.video import upscale_video
 from vidsr.errors import InputError, OptionError, VidsrError
 from vidsr.io.formats import resolve_encoding
 from vidsr.io.mux import container_format_for

@@ -2,7 +2,7 @@
 
 The video is cut at keyframes (segments.py); each segment is decoded from its keyframe,
 upscaled and encoded on its own; the encoded segments are then joined without
-re-encoding and muxed once with every other stream of the source (video.finish_video).
+re-encoding and muxed once with every other stream of the source (video_mux.finish_video).
 Finished segments are kept in a job folder (jobdir.py), so a rerun of the same command
 skips them, and a failed join costs none of them.
 
@@ -35,9 +35,12 @@ import torch
 from vidsr.engine.cpu_memory import keep_freed_memory
 from vidsr.engine.device import pick_device, pick_dtype
 from vidsr.engine.jobdir import JobDir, job_folder, job_key
+from vidsr.engine.options import UpscaleOptions, UpscaleResult
+from vidsr.engine.progress import progress_bar
 from vidsr.engine.segments import Segment, plan_segments
-from vidsr.engine.video import (UpscaleOptions, UpscaleResult, VideoPlan, encode_part, finish_video, plan_video,
-                                progress_bar)
+from vidsr.engine.video_mux import finish_video
+from vidsr.engine.video_part import upscale_part
+from vidsr.engine.video_plan import VideoPlan, plan_video
 from vidsr.errors import OptionError, VidsrError
 from vidsr.io.decode import DecodeReport, Window
 from vidsr.io.mux import check_streams_fit
@@ -197,7 +200,7 @@ def run_segment(plan: VideoPlan, options: UpscaleOptions, seg: Segment, partial:
     if model is None:
         model = cache[options.model] = load_model(options.model)
     try:
-        report = encode_part(plan, options, model, device, partial, pts_range=(seg.start, seg.end))
+        report = upscale_part(plan, options, model, device, partial, pts_range=(seg.start, seg.end))
         os.replace(partial, final)
     finally:
         with contextlib.suppress(FileNotFoundError):

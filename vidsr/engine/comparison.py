@@ -29,12 +29,13 @@ import torch.nn.functional as F
 
 from vidsr.engine.crop import Crop, place_crop
 from vidsr.engine.device import Precision, pick_device, pick_dtype
+from vidsr.engine.device_formatter import DeviceFormatter
 from vidsr.engine.outputs import atomic_output, check_output
-from vidsr.engine.pixfmt import DeviceFormatter
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions
 from vidsr.errors import InputError, OptionError
 from vidsr.io.decode import FrameReader, Window
 from vidsr.io.image import read_image
+from vidsr.io.pixel_formats import packed_rgb_format
 from vidsr.io.probe import is_image, probe_video
 from vidsr.models import ModelDescriptor, load_model
 
@@ -148,7 +149,7 @@ def _read_picture(path: Path, time: float | None, frame: int | None) -> _Picture
         if time is None:
             time = (info.duration_s or 0.0) / 2
         window = Window(start=time, frames=1)
-    reader = FrameReader(path, info.color, rgb_format="rgb48le" if deep else "rgb24", window=window,
+    reader = FrameReader(path, info.color, rgb_format=packed_rgb_format(3, deep), window=window,
                          start_s=info.start_s)
     last = None
     for last in reader:

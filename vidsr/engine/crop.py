@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.errors import OptionError
+from vidsr.io.color import LUMA_601
 
 _ANALYSIS_SIDE = 512
-_LUMA = (0.299, 0.587, 0.114)
 _CROP_SYNTAX = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*(?:\+\s*(\d+)\s*\+\s*(\d+))?\s*$")
 
 
@@ -119,5 +119,5 @@ def most_detailed_window(frame: torch.Tensor, width: int, height: int) -> tuple[
 def _luma(frame: torch.Tensor) -> torch.Tensor:
     """[C, H, W] -> [1, H, W]: BT.601 luma of RGB, the only channel of gray."""
     if frame.shape[0] >= 3:
-        return sum(k * frame[i:i + 1] for i, k in enumerate(_LUMA))  # type: ignore[return-value]
+        return sum(k * frame[i:i + 1] for i, k in enumerate(LUMA_601))  # type: ignore[return-value]
     return frame[:1]

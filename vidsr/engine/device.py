@@ -1,7 +1,9 @@
 """Choosing the device and precision, from one place."""
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -79,3 +81,18 @@ def is_oom(exc: BaseException) -> bool:
     if isinstance(exc, OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in _OOM_MARKERS)
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool | None) -> Iterator[None]:
+    """cuDNN's autotuner on or off for what runs inside, then back as it was: the flag is
+    process-wide, so vidsr sets it only around its own network calls. None leaves it alone."""
+    if enabled is None:
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous

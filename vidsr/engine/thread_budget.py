@@ -19,8 +19,8 @@ import torch
 
 @dataclass(frozen=True)
 class ThreadBudget:
-    decode: int     # FFmpeg decoder threads; 0: FFmpeg picks
-    encode: int     # encoder threads; 0: the encoder picks
+    decode: int = 0     # FFmpeg decoder threads; 0: FFmpeg picks
+    encode: int = 0     # encoder threads; 0: the encoder picks
 
 
 def available_cores() -> int:

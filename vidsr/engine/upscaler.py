@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.engine.channels import rgb_network
-from vidsr.engine.device import is_oom
-from vidsr.engine.pixfmt import DeviceFormatter
+from vidsr.engine.device import cudnn_benchmark, is_oom
+from vidsr.engine.device_formatter import DeviceFormatter
 from vidsr.engine.tiling import forward_padded, forward_tiled
 from vidsr.errors import OptionError
-from vidsr.io.encode import needs_even_size
+from vidsr.io.pixel_formats import subsampled_chroma
 from vidsr.models import ModelDescriptor
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ _MIN_TILE = 32
 
 def output_size(width: int, height: int, scale: float, pix_fmt: str | None = None) -> tuple[int, int]:
     """round(scale x size); moved to the nearest even number only where `pix_fmt` subsamples chroma."""
-    even_w, even_h = needs_even_size(pix_fmt) if pix_fmt else (False, False)
+    even_w, even_h = subsampled_chroma(pix_fmt) if pix_fmt else (False, False)
 
     def one(n: int, even: bool) -> int:
         exact = n * scale
@@ -75,8 +75,6 @@ class FrameUpscaler:
         module = rgb_network(model).to(device=device, dtype=dtype).eval()
         if self.speed.channels_last:
             module = module.to(memory_format=torch.channels_last)
-        if self.is_cuda:
-            torch.backends.cudnn.benchmark = self.speed.cudnn_benchmark
         self.eager_module = module
         self.module: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(module, dynamic=False) if self.speed.compile else module)
@@ -188,10 +186,11 @@ class FrameUpscaler:
     def _network(self, x: torch.Tensor) -> torch.Tensor:
         """RGB(A) [N, 3|4, H, W] -> RGB, scale times larger (alpha only reaches RGBA models)."""
         m = self.model
-        if self.tile:
-            return forward_tiled(self.eager_module, x, m.scale, m.size_multiple, tile=self.tile,
-                                 pad=self.speed.tile_pad, minimum=m.min_size, square=m.square)
-        return forward_padded(self.module, x, m.scale, m.size_multiple, minimum=m.min_size, square=m.square)
+        with cudnn_benchmark(self.speed.cudnn_benchmark if self.is_cuda else None):
+            if self.tile:
+                return forward_tiled(self.eager_module, x, m.scale, m.size_multiple, tile=self.tile,
+                                     pad=self.speed.tile_pad, minimum=m.min_size, square=m.square)
+            return forward_padded(self.module, x, m.scale, m.size_multiple, minimum=m.min_size, square=m.square)
 
     def _finish(self, y: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         y = self._resize(y)

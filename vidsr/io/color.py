@@ -12,11 +12,33 @@ from dataclasses import dataclass
 
 import av
 
-# FFmpeg's AVColorSpace values we map to swscale matrices (libswscale knows these).
-_MATRIX_BY_AVCOL = {1: "ITU709", 5: "ITU601", 6: "SMPTE170M", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
-# ffmpeg command-line / codec names for the tags.
-_MATRIX_TAG = {"ITU709": "bt709", "ITU601": "bt470bg", "SMPTE170M": "smpte170m",
-               "SMPTE240M": "smpte240m", "BT2020": "bt2020nc"}
+from vidsr.io.pixel_formats import subsampled_chroma
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """One YUV<->RGB matrix: how it is tagged and named, and its luma weights."""
+
+    av: int      # AVColorSpace value it is tagged with
+    tag: str     # ffmpeg's name for that tag (codec option / command line)
+    sws: str     # the name ffmpeg's scale filter takes for it
+    kr: float    # luma weight of red
+    kb: float    # luma weight of blue
+
+
+# Every matrix vidsr resolves to, by swscale name: the one colour-matrix table.
+MATRICES = {
+    "ITU709": Matrix(1, "bt709", "bt709", 0.2126, 0.0722),
+    "ITU601": Matrix(5, "bt470bg", "bt601", 0.299, 0.114),
+    "SMPTE170M": Matrix(6, "smpte170m", "smpte170m", 0.299, 0.114),
+    "SMPTE240M": Matrix(7, "smpte240m", "smpte240m", 0.212, 0.087),
+    "BT2020": Matrix(9, "bt2020nc", "bt2020", 0.2627, 0.0593),
+}
+# FFmpeg's AVColorSpace values we map to those (BT.2020 constant luminance, 10, decodes with the same weights).
+_MATRIX_BY_AVCOL = {m.av: name for name, m in MATRICES.items()} | {10: "BT2020"}
+# BT.601 luma weights (R, G, B) as Pillow's convert("L") uses them: what "the brightness" of RGB means here.
+LUMA_601 = (0.299, 0.587, 0.114)
+# ffmpeg names of AVColorPrimaries and AVColorTransferCharacteristic values.
 _PRIMARIES_TAG = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
                   10: "smpte428", 11: "smpte431", 12: "smpte432"}
 _TRC_TAG = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
@@ -36,8 +58,12 @@ class ColorInfo:
     trc: int             # AVColorTransferCharacteristic value
 
     @property
+    def coefficients(self) -> Matrix:
+        return MATRICES[self.matrix]
+
+    @property
     def matrix_tag(self) -> str:
-        return _MATRIX_TAG[self.matrix]
+        return MATRICES[self.matrix].tag
 
     @property
     def range_tag(self) -> str:
@@ -54,7 +80,7 @@ class ColorInfo:
     @property
     def av_matrix(self) -> int:
         """AVColorSpace value for tagging encoder contexts."""
-        return {"ITU709": 1, "ITU601": 5, "SMPTE170M": 6, "SMPTE240M": 7, "BT2020": 9}[self.matrix]
+        return MATRICES[self.matrix].av
 
 
 def is_hd(width: int, height: int) -> bool:
@@ -131,14 +157,13 @@ def output_tags(color: ColorInfo, pix_fmt: str) -> OutputTags:
     RGB formats are tagged RGB (and full range), so RGB stays RGB-tagged rather than
     carrying a YUV matrix it was never converted with. Subsampled chroma is tagged as
     sited at the centre of each 2x2 (or 2x1) block: that is what both conversions vidsr
-    uses produce, the box average of the device's 4:2:0 path (engine/pixfmt.py) and
+    uses produce, the box average of the device's 4:2:0 path (engine/device_formatter.py) and
     swscale's default siting (asked for explicitly in the ffmpeg process encoder), while
     an untagged stream would be read as left-sited by decoders.
     """
     fmt = av.VideoFormat(pix_fmt)
     rgb = fmt.is_rgb
-    subsampled = not rgb and len(fmt.components) >= 3 and (
-        fmt.chroma_width(64) < 64 or fmt.chroma_height(64) < 64)
+    subsampled = not rgb and len(fmt.components) >= 3 and any(subsampled_chroma(pix_fmt))
     return OutputTags(
         matrix="rgb" if rgb else color.matrix_tag,
         av_matrix=0 if rgb else color.av_matrix,

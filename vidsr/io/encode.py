@@ -26,6 +26,7 @@ from vidsr.errors import EncoderError, OptionError
 from vidsr.io.color import ColorInfo, OutputTags, output_tags
 from vidsr.io.hdr import HdrMetadata
 from vidsr.io.hwenc import check_hardware_encoder, is_hardware_encoder
+from vidsr.io.pixel_formats import RAW_LAYOUTS, is_packed_rgb, subsampled_chroma
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,6 @@ def validate_settings(settings: EncodeSettings) -> None:
         # one now, the way the run will open it (ffmpeg binary or PyAV), and refuse in one line.
         exe = find_ffmpeg(encoder=settings.codec) if settings.backend in ("auto", "ffmpeg") else None
         check_hardware_encoder(settings.codec, pix_fmt=settings.pix_fmt, ffmpeg_exe=exe)
-
-
-def needs_even_size(pix_fmt: str) -> tuple[bool, bool]:
-    """Whether chroma subsampling forces an even (width, height)."""
-    fmt = av.VideoFormat(pix_fmt)
-    return fmt.chroma_width(64) < 64, fmt.chroma_height(64) < 64
 
 
 # The oldest FFmpeg vidsr drives as a binary: 5.1 (libavcodec 59.37, Debian 12's). Earlier
@@ -213,7 +208,7 @@ def open_encoder(path: Path, *, width: int, height: int, rate: Fraction, color: 
     output format itself (converted on the device already, passed through as is).
     """
     assert settings.codec is not None and settings.pix_fmt is not None, "resolve_encoding() first"
-    if not (_is_rgb(input_pix_fmt) or input_pix_fmt == settings.pix_fmt):
+    if not (is_packed_rgb(input_pix_fmt) or input_pix_fmt == settings.pix_fmt):
         raise EncoderError(f"encoder input must be packed RGB(A) or {settings.pix_fmt}, not {input_pix_fmt}")
     sar = sample_aspect_ratio if sample_aspect_ratio and sample_aspect_ratio != 1 else None
     binary = None
@@ -250,13 +245,13 @@ class FfmpegProcessEncoder:
         if _needs_matrix(input_pix_fmt, settings.pix_fmt):
             # The matrix/range of the RGB->YUV step must be the one we tag, or players shift colours;
             # chroma siting is set explicitly to the centre we tag (see color.output_tags).
-            fmt = av.VideoFormat(settings.pix_fmt)
+            sub_w, sub_h = subsampled_chroma(settings.pix_fmt)
             siting = {}
-            if fmt.chroma_width(64) < 64:
+            if sub_w:
                 siting["out_h_chr_pos"] = 128
-            if fmt.chroma_height(64) < 64:
+            if sub_h:
                 siting["out_v_chr_pos"] = 128
-            scaled = src.filter("scale", out_color_matrix=_sws_matrix_name(color), out_range=tags.range_tag,
+            scaled = src.filter("scale", out_color_matrix=color.coefficients.sws, out_range=tags.range_tag,
                                 flags="bicubic+accurate_rnd+full_chroma_int", **siting)
         if sar is not None:
             scaled = scaled.filter("setsar", f"{sar.numerator}/{sar.denominator}")
@@ -390,27 +385,12 @@ def _tag_options(tags: OutputTags) -> dict[str, str]:
     return opts
 
 
-# Raw layouts the device side produces (see engine/pixfmt.py): bytes per pixel.
-_RAW_BYTES_PER_PIXEL = {"rgb24": 3.0, "rgba": 4.0, "rgb48le": 6.0, "rgba64le": 8.0, "yuv420p": 1.5,
-                        "yuv420p10le": 3.0, "yuv444p": 3.0, "gray": 1.0, "gray10le": 2.0}
-
-
 def _frame_bytes(pix_fmt: str, width: int, height: int) -> int:
-    if pix_fmt not in _RAW_BYTES_PER_PIXEL:
-        raise EncoderError(f"raw input in {pix_fmt} is not supported; feed one of {', '.join(_RAW_BYTES_PER_PIXEL)}")
-    return int(width * height * _RAW_BYTES_PER_PIXEL[pix_fmt])
-
-
-def _is_rgb(pix_fmt: str) -> bool:
-    """Packed RGB(A) as the device side produces it."""
-    return pix_fmt.startswith("rgb")
+    if pix_fmt not in RAW_LAYOUTS:
+        raise EncoderError(f"raw input in {pix_fmt} is not supported; feed one of {', '.join(RAW_LAYOUTS)}")
+    return int(width * height * RAW_LAYOUTS[pix_fmt].bytes_per_pixel)
 
 
 def _needs_matrix(input_pix_fmt: str, output_pix_fmt: str) -> bool:
     """RGB frames to a YUV (or gray) format: a conversion whose matrix and range must be the tagged ones."""
-    return _is_rgb(input_pix_fmt) and not av.VideoFormat(output_pix_fmt).is_rgb
-
-
-def _sws_matrix_name(color: ColorInfo) -> str:
-    return {"ITU709": "bt709", "ITU601": "bt601", "SMPTE170M": "smpte170m",
-            "SMPTE240M": "smpte240m", "BT2020": "bt2020"}[color.matrix]
+    return is_packed_rgb(input_pix_fmt) and not av.VideoFormat(output_pix_fmt).is_rgb

@@ -42,16 +42,16 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.engine.device import pick_device, pick_dtype
+from vidsr.engine.device_formatter import DeviceFormatter
+from vidsr.engine.options import UpscaleOptions, UpscaleResult
 from vidsr.engine.outputs import atomic_output, check_output, default_output
-from vidsr.engine.pixfmt import DeviceFormatter
 from vidsr.engine.upscaler import FrameUpscaler, output_size
-from vidsr.engine.video import UpscaleOptions, UpscaleResult
+from vidsr.io.color import LUMA_601
 from vidsr.io.image import StillImage, image_format, read_image, write_image
 from vidsr.models import ModelDescriptor, load_model
 
 log = logging.getLogger(__name__)
 
-_LUMA = (0.299, 0.587, 0.114)  # BT.601, as Pillow's convert("L")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _upscale(image: StillImage, upscaler: FrameUpscaler, *, keep_alpha: bool, ou
             big = big * big_alpha + (1 - big_alpha)           # over white
             big_alpha = None
     if image.gray:
-        big = sum(w * big[:, i:i + 1] for i, w in enumerate(_LUMA))
+        big = sum(w * big[:, i:i + 1] for i, w in enumerate(LUMA_601))
     planes.append(big)
     if big_alpha is not None:
         planes.append(big_alpha)

@@ -9,35 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import av
 import torch
 import torch.nn.functional as F
 
 from vidsr.io.color import ColorInfo
-
-# Luma weights (Kr, Kb) of each matrix vidsr resolves to (see io/color.py).
-_KR_KB = {
-    "ITU709": (0.2126, 0.0722),
-    "ITU601": (0.299, 0.114),
-    "SMPTE170M": (0.299, 0.114),
-    "SMPTE240M": (0.212, 0.087),
-    "BT2020": (0.2627, 0.0593),
-}
-# Formats produced here: name -> (kind, bits). Layouts are those of PyAV's VideoFrame.from_ndarray.
-_DEVICE_FORMATS = {
-    "yuv420p": ("yuv420", 8), "yuv420p10le": ("yuv420", 10), "yuv444p": ("yuv444", 8),
-    "gray": ("gray", 8), "gray10le": ("gray", 10),
-    "rgb24": ("rgb", 8), "rgb48le": ("rgb", 16), "rgba": ("rgba", 8), "rgba64le": ("rgba", 16),
-}
-
-
-def _bits(pix_fmt: str) -> int:
-    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
-
-
-def has_alpha(pix_fmt: str) -> bool:
-    fmt = av.VideoFormat(pix_fmt)
-    return len(fmt.components) == 4 or pix_fmt.startswith(("ya", "gbrap", "argb", "abgr", "bgra", "rgba"))
+from vidsr.io.pixel_formats import RAW_LAYOUTS, RawLayout, has_alpha, sample_bits
 
 
 @dataclass(frozen=True)
@@ -56,22 +32,26 @@ class DeviceFormatter:
 
         `alpha` says the frames carry an alpha channel; it is kept whenever `pix_fmt` has one.
         """
-        deep = _bits(pix_fmt) > 8
+        deep = sample_bits(pix_fmt) > 8
         if alpha and has_alpha(pix_fmt):
             fmt = "rgba64le" if deep else "rgba"
-        elif pix_fmt in _DEVICE_FORMATS and _DEVICE_FORMATS[pix_fmt][0] != "rgba":
+        elif pix_fmt in RAW_LAYOUTS and RAW_LAYOUTS[pix_fmt].kind != "rgba":
             fmt = pix_fmt
         else:
             fmt = "rgb48le" if deep else "rgb24"
         return DeviceFormatter(fmt, width, height, color)
 
     @property
+    def layout(self) -> RawLayout:
+        return RAW_LAYOUTS[self.pix_fmt]
+
+    @property
     def kind(self) -> str:
-        return _DEVICE_FORMATS[self.pix_fmt][0]
+        return self.layout.kind
 
     @property
     def bits(self) -> int:
-        return _DEVICE_FORMATS[self.pix_fmt][1]
+        return self.layout.bits
 
     @property
     def dtype(self) -> torch.dtype:
@@ -85,9 +65,7 @@ class DeviceFormatter:
     @property
     def frame_shape(self) -> tuple[int, ...]:
         """Shape of one frame as PyAV's VideoFrame.from_ndarray takes it for this format."""
-        h, w = self.height, self.width
-        return {"yuv420": (h * 3 // 2, w), "yuv444": (3, h, w), "gray": (h, w), "rgb": (h, w, 3),
-                "rgba": (h, w, 4)}[self.kind]
+        return self.layout.frame_shape(self.width, self.height)
 
     def __call__(self, rgb: torch.Tensor) -> torch.Tensor:
         """float [N,C,H,W] in [0,1] (C = 3, or 4 with alpha) -> [N, *frame_shape] of `dtype`."""
@@ -115,7 +93,7 @@ def _rgb_to_ycbcr(rgb: torch.Tensor, color: ColorInfo | None,
                   bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Full-range RGB in [0,1] -> Y, Cb, Cr as code values of `bits` (float, not yet rounded)."""
     assert color is not None, "YUV output needs the colour matrix"
-    kr, kb = _KR_KB[color.matrix]
+    kr, kb = color.coefficients.kr, color.coefficients.kb
     kg = 1.0 - kr - kb
     r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
     y = kr * r + kg * g + kb * b
