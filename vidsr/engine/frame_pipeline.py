@@ -87,7 +87,7 @@ def run_pipeline(frames: Callable[[], Iterable[np.ndarray]], upscaler: FrameUpsc
     consumer: Consumer[tuple[torch.Tensor, list[int], torch.cuda.Event | None]] = Consumer(
         crew, encode, maxsize=QUEUE_DEPTH, name="vidsr-encode")
     count = 0
-    buf = x = y = out = None
+    item = buf = x = y = out = None
     try:
         for item in producer:
             buf, n = item.buf, item.count
@@ -106,7 +106,7 @@ def run_pipeline(frames: Callable[[], Iterable[np.ndarray]], upscaler: FrameUpsc
         consumer.finish()
     except BaseException as exc:
         crew.fail(exc)
-        buf = x = y = out = None  # the traceback keeps this frame alive: let go of its tensors now
+        item = buf = x = y = out = None  # the traceback keeps this frame alive: let go of its tensors now
         crew.shutdown(interrupt)
         in_pool.clear()
         out_pool.clear()
