@@ -13,7 +13,9 @@
 #             wait for data and the GPU utilisation, then 1.5 min of the GAN stage; official vs each stage
 #             on the held-out degraded crops; about 6 minutes in all),
 #   feed (issue 14: the training feed alone, the step alone, both together; 30 s each, about 2.5 minutes),
-#   finetune_x2 (issue 14: the same from animevideov3-x2 with compact_x2, shorter).
+#   finetune_x2 (issue 14: the same from animevideov3-x2 with compact_x2, shorter),
+#   encoder_gap (issue 13: x264 inside vidsr against x264 alone on the same frames, about 1 minute),
+#   dedup (issue 13: --dedup on anime drawn on twos and threes, fps with and without, about 1 minute).
 # Results go to $OUT (or ./gpu-out).
 set -uo pipefail
 OUT=${OUT:-gpu-out}
@@ -62,6 +64,12 @@ for phase in $phases; do
         --data $ANIME --minutes-net ${NET_MINUTES:-2} --minutes-gan ${GAN_MINUTES:-1} --out "$OUT/finetune_x2_run" \
         --json "$OUT/finetune_x2.json" 2>"$OUT/finetune_x2.err" | tail -40; tail -3 "$OUT/finetune_x2.err"
       rm -rf "$OUT/finetune_x2_run"/*/checkpoints ;;
+    encoder_gap)
+      timeout 200 python3 scripts/bench_encoder_gap.py --size 1920x1080 --frames 240 --repeat 2 \
+        --json "$OUT/encoder_gap.json" 2>&1 | tail -10 ;;
+    dedup)
+      timeout 200 python3 scripts/bench_dedup.py --model $W --size 960x540 --device cuda --pairs 2 \
+        --json "$OUT/dedup.json" 2>&1 | tail -10 ;;
     *) echo "unknown phase $phase" ;;
   esac
 done
