@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 from vidsr.degrade.codec import MotionParams, synthesize_motions  # noqa: E402
 from vidsr.degrade.encoders import CodecParams, compress_frames  # noqa: E402
-from vidsr.train.data import find_media, read_image  # noqa: E402
+from vidsr.train.data import find_media, image_tensor as read_image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

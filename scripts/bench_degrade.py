@@ -54,10 +54,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vidsr.bench.op_count import OpCounter  # noqa: E402
+from vidsr.bench import OpCounter  # noqa: E402
 from vidsr.degrade import HighOrderDegradation, available_codecs, load_config  # noqa: E402
 from vidsr.degrade.codec_pool import usable_cores  # noqa: E402
-from vidsr.degrade.config import DegradationConfig  # noqa: E402
+from vidsr.degrade.degradation_config import DegradationConfig  # noqa: E402
 from vidsr.train import load_train_config  # noqa: E402
 from vidsr.train.data import PatchSampler, find_media, make_sources  # noqa: E402
 from vidsr.train.degrade_feed import DegradationFeed  # noqa: E402

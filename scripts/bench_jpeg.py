@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from vidsr.degrade import ops  # noqa: E402
 from vidsr.degrade.torch_jpeg import jpeg_torch  # noqa: E402
-from vidsr.train.data import find_media, read_image  # noqa: E402
+from vidsr.train.data import find_media, image_tensor as read_image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vidsr.bench.run import BenchConfig, make_input
+from vidsr.bench import BenchConfig, make_input
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
 from vidsr.engine.options import UpscaleOptions
 from vidsr.io.encode import EncodeSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from vidsr.degrade import SampleParams, ops
+from vidsr.degrade.high_order import OrderParams
 from vidsr.degrade.kernels import make_kernel
-from vidsr.degrade.pipeline import OrderParams
 
 
 def order_by_hand(x: torch.Tensor, o: OrderParams | None, base: tuple[int, int] | None) -> torch.Tensor:

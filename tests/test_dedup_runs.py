@@ -112,10 +112,10 @@ def test_segmented_runs_dedup_each_segment(anime_clip: Path, without: Path, tmp_
 
 
 def test_the_summary_says_how_many_were_reused(anime_clip: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    import vidsr.cli.upscale_cmd as cmd
+    import vidsr.engine.cpu_memory as cpu_memory
     from vidsr.cli.main import main
 
-    monkeypatch.setattr(cmd, "keep_freed_memory", lambda: True)  # leave this test process's malloc alone
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: True)  # leave this test process's malloc alone
     model = tiny_model_file(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         main(["upscale", str(anime_clip), "-o", str(tmp_path / "up.mp4"), "-m", str(model), "--device", "cpu",

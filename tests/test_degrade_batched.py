@@ -17,13 +17,13 @@ from PIL import Image
 
 from degrade_by_hand import degrade_by_hand
 
-from vidsr.bench.op_count import OpCounter
+from vidsr.bench import OpCounter
 from vidsr.degrade import HighOrderDegradation, SampleParams, _batched, load_config, ops
 from vidsr.degrade._batched import _blur as batched_blur
 from vidsr.degrade._batched import _Frames, add_noise
-from vidsr.degrade.config import DegradationConfig
+from vidsr.degrade.degradation_config import DegradationConfig
+from vidsr.degrade.high_order import NoiseParams, OrderParams, _noise
 from vidsr.degrade.kernels import KernelParams, make_kernel, make_kernels, random_kernel_params_batch
-from vidsr.degrade.pipeline import NoiseParams, OrderParams, _noise
 
 
 @pytest.fixture(scope="module")

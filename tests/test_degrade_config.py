@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from vidsr.degrade import config_path, load_config
-from vidsr.config import to_plain
-from vidsr.degrade.config import CONFIG_DIR, DegradationConfig
+from vidsr.degrade.degradation_config import CONFIG_DIR, DegradationConfig
 from vidsr.errors import InputError, InputNotFoundError, OptionError
+from vidsr.yaml_config import to_plain
 
 
 def test_shipped_configs_load() -> None:

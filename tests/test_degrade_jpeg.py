@@ -11,10 +11,10 @@ import torch
 import yaml
 from PIL import Image
 
-from vidsr.config import to_plain
 from vidsr.degrade import HighOrderDegradation, load_config, ops
 from vidsr.degrade.torch_jpeg import jpeg_torch, quant_tables
 from vidsr.errors import OptionError
+from vidsr.yaml_config import to_plain
 
 QUALITIES = (30, 50, 70, 95)
 

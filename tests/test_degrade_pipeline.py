@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from vidsr.degrade import HighOrderDegradation, SampleParams, load_config, ops
-from vidsr.degrade.config import DegradationConfig
+from vidsr.degrade.degradation_config import DegradationConfig
 from vidsr.errors import InputError, OptionError
 from degrade_by_hand import degrade_by_hand
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from tiny_model import one_torch_thread, tiny_model
+from vidsr.choices import EncoderBackend
 from vidsr.engine.thread_budget import budget_for
 from vidsr.engine.video import UpscaleOptions, upscale_video
 from vidsr.io.color import ColorInfo
@@ -30,9 +31,8 @@ def x264_options(path: Path) -> dict[str, str]:
     raise AssertionError("no x264 options in the stream")
 
 
-def _encode(path: Path, backend: str, threads: int) -> dict[str, str]:
-    settings = EncodeSettings(codec="libx264", pix_fmt="yuv420p", preset="ultrafast", backend=backend,  # type: ignore[arg-type]
-                              threads=threads)
+def _encode(path: Path, backend: EncoderBackend, threads: int) -> dict[str, str]:
+    settings = EncodeSettings(codec="libx264", pix_fmt="yuv420p", preset="ultrafast", backend=backend, threads=threads)
     enc = open_encoder(path, width=128, height=72, rate=Fraction(25), color=ColorInfo("ITU709", False, 1, 1),
                        settings=settings, container_format="mp4")
     rng = np.random.default_rng(0)
@@ -42,13 +42,13 @@ def _encode(path: Path, backend: str, threads: int) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
-def test_both_back_ends_use_frame_threads(tmp_path: Path, backend: str) -> None:
+def test_both_back_ends_use_frame_threads(tmp_path: Path, backend: EncoderBackend) -> None:
     opts = _encode(tmp_path / "auto.mp4", backend, threads=0)
     assert opts["sliced_threads"] == "0"
 
 
 @pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
-def test_both_back_ends_take_a_thread_count(tmp_path: Path, backend: str) -> None:
+def test_both_back_ends_take_a_thread_count(tmp_path: Path, backend: EncoderBackend) -> None:
     assert _encode(tmp_path / "two.mp4", backend, threads=2)["threads"] == "2"
     assert _encode(tmp_path / "one.mp4", backend, threads=1)["threads"] == "1"
 

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from conftest import run_cli
 
-from vidsr.train.config import CONFIG_DIR
+from vidsr.train.train_config import CONFIG_DIR
 
 
 def _config_with_perceptual(tmp_path: Path) -> Path:

@@ -10,8 +10,8 @@ import yaml
 from vidsr.errors import InputNotFoundError, ModelError, OptionError
 from vidsr.models import SRVGGNetCompact, load_model
 from vidsr.train import NetworkConfig, load_train_config, with_overrides, with_pretrained
-from vidsr.train.config import CONFIG_DIR
 from vidsr.train.generator import build_generator, load_into, pretrained_state_dict
+from vidsr.train.train_config import CONFIG_DIR
 
 
 @pytest.mark.parametrize("name,arch,scale", [("compact_x4", "compact", 4), ("compact_x2", "compact", 2),

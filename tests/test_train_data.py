@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from vidsr.degrade import HighOrderDegradation, load_config
 from vidsr.errors import InputNotFoundError, OptionError
 from vidsr.train import UNetDiscriminatorSN, load_train_config, psnr_y, ssim_y
-from vidsr.train.config import CONFIG_DIR
 from vidsr.train.data import PatchSampler, VideoSource, find_media, make_sources, split_holdout
 from vidsr.train.degrade_feed import DegradationFeed, ShufflePool, degrade_patches
+from vidsr.train.train_config import CONFIG_DIR
 
 # torchvision 0.29 deprecates its image codecs (the trainer filters this for the process; pytest re-enables it)
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")

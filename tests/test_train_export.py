@@ -11,7 +11,7 @@ from conftest import run_cli
 from PIL import Image
 
 from vidsr.train import Trainer, load_train_config, with_overrides
-from vidsr.train.data import read_image
+from vidsr.train.data import image_tensor as read_image
 
 # torchvision 0.29 deprecates its image codecs (the trainer filters this for the process; pytest re-enables it)
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")

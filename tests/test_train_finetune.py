@@ -12,7 +12,7 @@ from conftest import run_cli
 from vidsr.models import SRVGGNetCompact, load_model, save_safetensors
 from vidsr.models._resize import ResizedOutput
 from vidsr.train import Trainer, load_train_config, with_overrides, with_pretrained
-from vidsr.train.config import CONFIG_DIR
+from vidsr.train.train_config import CONFIG_DIR
 
 # torchvision 0.29 deprecates its image codecs (the trainer filters this for the process; pytest re-enables it)
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")

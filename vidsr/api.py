@@ -12,16 +12,16 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from vidsr.choices import Precision
 from vidsr.engine.batch import BatchResult, FileResult, is_batch, upscale_many
 from vidsr.engine.chunked import ChunkOptions, upscale_video_chunked
-from vidsr.engine.device import Precision
 from vidsr.engine.options import UpscaleOptions, UpscaleResult
 from vidsr.engine.still_image import upscale_image
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.engine.video import upscale_video
 from vidsr.io.decode import Window
 from vidsr.io.encode import EncodeSettings
-from vidsr.io.probe import is_image
+from vidsr.io.image import is_image
 
 PathLike = str | os.PathLike[str]
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 import importlib.resources
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
-from vidsr.bench import BenchConfig, run_bench
-from vidsr.bench.run import format_table
+from vidsr.choices import EncoderBackend, EncoderBackendChoice
 from vidsr.errors import OptionError
-from vidsr.io.encode import EncodeSettings
 
 # A real clip shipped in the package (vidsr/assets/README.md), so a wheel install can bench.
 _SAMPLE = Path(str(importlib.resources.files("vidsr") / "assets" / "earth_1s.mp4"))
@@ -30,13 +28,15 @@ def bench(
     codec: str = typer.Option("libx264", "--codec"),
     preset: str = typer.Option("veryfast", "--preset"),
     crf: float = typer.Option(18, "--crf"),
-    encoder: str = typer.Option("auto", "--encoder", help="auto, ffmpeg or pyav."),
+    encoder: EncoderBackendChoice = typer.Option(EncoderBackendChoice.auto, "--encoder", help="Who encodes."),
     reference_frames: Optional[int] = typer.Option(None, "--reference-frames"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results here."),
 ) -> None:
     """Measure where the time goes on this machine; prints a table (and JSON with --json)."""
+    from vidsr.bench import BenchConfig, format_table, run_bench
     from vidsr.engine.cpu_memory import keep_freed_memory
     from vidsr.engine.device import pick_device
+    from vidsr.io.encode import EncodeSettings
 
     cuda = pick_device(device).type == "cuda"
     try:
@@ -47,7 +47,7 @@ def bench(
     cfg = BenchConfig(
         source=source, size=(w, h), frames=frames or (600 if cuda else 16), model=model, scale=scale, device=device,
         precisions=tuple(precision.split(",")), batches=batches, compile=compile,
-        encode=EncodeSettings(codec=codec, preset=preset, crf=crf, backend=encoder),  # type: ignore[arg-type]
+        encode=EncodeSettings(codec=codec, preset=preset, crf=crf, backend=cast(EncoderBackend, encoder.value)),
         reference_frames=reference_frames or (60 if cuda else 8), model_iters=20 if cuda else 2,
     )
     if not cuda:

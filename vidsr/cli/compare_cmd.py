@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import typer
 
-from vidsr.engine.comparison import compare as compare_models
+from vidsr.choices import Precision, PrecisionChoice
 
 
 def compare(
@@ -22,11 +22,13 @@ def compare(
                                        "the picture has the most detail (default: about 384 output pixels "
                                        "square, placed so)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, fp16 or bf16."),
+    precision: PrecisionChoice = typer.Option(PrecisionChoice.auto, "--precision", help="Network arithmetic."),
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
 ) -> None:
     """Write one picture: the input (bicubic) beside each model's output on the same frame and crop."""
+    from vidsr.engine.comparison import compare as compare_models
+
     result = compare_models(input, output, models=models, scale=scale, time=time, frame=frame, crop=crop,
-                            device=device, precision=precision, overwrite=overwrite)  # type: ignore[arg-type]
+                            device=device, precision=cast(Precision, precision.value), overwrite=overwrite)
     typer.echo(f"wrote {result.output} ({result.width}x{result.height}: input and {len(models)} model(s), "
                f"crop {result.crop} at x{result.scale:g})", err=True)

@@ -4,38 +4,36 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
-import torch
 import typer
 
-from vidsr.engine.crop import Crop, place_crop
-from vidsr.errors import InputError, InputNotFoundError, OptionError, OutputExistsError
-from vidsr.io.probe import is_image
+from vidsr.errors import InputNotFoundError, OptionError, OutputExistsError
+
+if TYPE_CHECKING:
+    import torch
+
+    from vidsr.engine.crop import Crop
 
 log = logging.getLogger(__name__)
 
+
 def _read_image(path: Path) -> torch.Tensor:
     """``[1, 3, H, W]`` float in [0, 1]; transparency is composited over white."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    import torch
 
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA", "P"):
-                rgba = img.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, rgba)
-            arr = np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float() / 255
+    from vidsr.io.image import read_rgb8
+
+    return torch.from_numpy(read_rgb8(path)).permute(2, 0, 1)[None].float() / 255
 
 
 def _read_video(path: Path, frames: int, start: float) -> torch.Tensor:
     """``[T, 3, H, W]`` float in [0, 1]: up to ``frames`` consecutive frames from ``start`` seconds."""
     import av
+    import numpy as np
+    import torch
+
+    from vidsr.errors import InputError
 
     out: list[np.ndarray] = []
     try:
@@ -60,6 +58,9 @@ def _read_video(path: Path, frames: int, start: float) -> torch.Tensor:
 
 def _detail_crop(x: torch.Tensor, crop: int, scale: int, shown: int) -> tuple[torch.Tensor, Crop]:
     """A square of side ``crop`` (a multiple of ``scale``) where frame ``shown`` of ``x`` has the most detail."""
+    from vidsr.engine.crop import Crop, place_crop
+    from vidsr.errors import InputError
+
     h, w = x.shape[-2:]
     side = min(crop, h, w) // scale * scale
     if side < 8 * scale:
@@ -89,7 +90,8 @@ def degrade(
     """Write a contact sheet of N random degradations of an image or video frame, each labelled."""
     from vidsr.degrade import HighOrderDegradation, load_config
     from vidsr.degrade.contact_sheet import contact_sheet, describe
-    from vidsr.degrade.pipeline import SampleParams
+    from vidsr.degrade.high_order import SampleParams
+    from vidsr.io.image import is_image
 
     if not input.exists():
         raise InputNotFoundError(f"input not found: {input}")

@@ -1,4 +1,8 @@
-"""The `vidsr` command: one typer app, one module per command."""
+"""The `vidsr` command: one typer app, one module per command.
+
+Each command module imports only typer at the top and its machinery (torch, PyAV, the
+engine) inside the command, so `vidsr --help` and a mistyped option answer at once.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,14 +13,17 @@ import typer
 
 from vidsr.cli.bench_cmd import bench
 from vidsr.cli.compare_cmd import compare
-from vidsr.cli.errors import debug_mode, exit_at_once, reports_errors
+from vidsr.cli.degrade_cmd import degrade
+from vidsr.cli.error_report import debug_mode, exit_at_once, reports_errors
 from vidsr.cli.models_cmd import app as models_app
+from vidsr.cli.train_cmd import train
 from vidsr.cli.upscale_cmd import upscale
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: loading rich for it would take longer than the rest of `vidsr --help`
     help="Upscale real-world video and images with Real-ESRGAN-family networks. "
          "Add --debug anywhere for full tracebacks and debug logging.",
 )
@@ -24,24 +31,8 @@ app.command("upscale")(reports_errors(upscale))
 app.add_typer(models_app, name="models")
 app.command("compare")(reports_errors(compare))
 app.command("bench")(reports_errors(bench))
-
-
-def _register_optional_commands() -> None:
-    try:
-        from vidsr.cli.degrade_cmd import degrade
-    except ImportError:  # degradations are optional until their module lands
-        pass
-    else:
-        app.command("degrade")(reports_errors(degrade))
-    try:
-        from vidsr.cli.train_cmd import train
-    except ImportError:  # the trainer is optional until its module lands
-        pass
-    else:
-        app.command("train")(reports_errors(train))
-
-
-_register_optional_commands()
+app.command("degrade")(reports_errors(degrade))
+app.command("train")(reports_errors(train))
 
 
 def main(argv: list[str] | None = None) -> None:

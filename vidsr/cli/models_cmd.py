@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from vidsr.cli.errors import reports_errors
-from vidsr.models import ModelDescriptor, export_model, list_models, load_model
+from vidsr.cli.error_report import reports_errors
+
+if TYPE_CHECKING:
+    from vidsr.models import ModelDescriptor
 
 app = typer.Typer(help="The named models; `info` and `export` for any model name or weights file.",
-                  no_args_is_help=False)
+                  no_args_is_help=False, rich_markup_mode=None)
 
 _CHANNELS = {1: "gray", 3: "RGB", 4: "RGBA"}
 
 
 def _list() -> None:
+    from vidsr.models import list_models
+
     rows = [("NAME", "ALIASES", "ARCHITECTURE", "SCALE", "PARAMS", "SOURCE")]
     for m in list_models():
         rows.append((m.name, ", ".join(m.aliases) or "-", m.architecture, f"x{m.scale}", f"{m.num_params:,}",
@@ -79,6 +84,8 @@ def describe(model: ModelDescriptor) -> list[tuple[str, str]]:
 @reports_errors
 def info(model: str = typer.Argument(..., help="Model name (see `vidsr models`) or weights file.")) -> None:
     """Print what a model is: architecture, scale, channels, parameters, precisions, size multiple."""
+    from vidsr.models import load_model
+
     rows = describe(load_model(model))
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
@@ -94,6 +101,8 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing file."),
 ) -> None:
     """Write a model's weights as .safetensors or .pth (checked by loading them back), e.g. for another machine."""
+    from vidsr.models import export_model
+
     written = export_model(model, output, overwrite=overwrite)
     typer.echo(f"wrote {written.source} ({written.architecture}, x{written.scale}, "
                f"{written.num_params:,} parameters)")

@@ -8,9 +8,6 @@ from typing import Optional
 
 import typer
 
-from vidsr.train import load_train_config, train as run_training, with_overrides, with_pretrained
-from vidsr.train.config import config_path
-
 
 def train(
     config: str = typer.Option(..., "--config", "-c",
@@ -38,6 +35,9 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Train a network, Real-ESRGAN style (L1 stage, then GAN stage), for `vidsr upscale --model`."""
+    from vidsr.train import load_train_config, train as run_training, with_overrides, with_pretrained
+    from vidsr.train.train_config import config_path
+
     cfg = load_train_config(config)
     cfg = with_overrides(cfg, data=data, steps=steps, holdout=holdout)
     if pretrained is not None:

@@ -4,21 +4,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from tqdm import tqdm
 
-from vidsr.engine.batch import BatchResult, FileResult, is_batch, upscale_many
-from vidsr.engine.chunked import ChunkOptions, parse_devices, upscale_video_chunked
-from vidsr.engine.cpu_memory import keep_freed_memory
-from vidsr.engine.device import pick_device
-from vidsr.engine.still_image import upscale_image
-from vidsr.engine.upscaler import SpeedOptions
-from vidsr.engine.video import UpscaleOptions, upscale_video
-from vidsr.io.decode import Window
-from vidsr.io.encode import EncodeSettings
-from vidsr.io.probe import is_image
+if TYPE_CHECKING:  # the engine is imported when the command runs, so `vidsr --help` stays fast
+    from vidsr.engine.batch import BatchResult
+    from vidsr.engine.chunked import ChunkOptions
+    from vidsr.engine.options import UpscaleOptions
 
 
 def upscale(
@@ -78,6 +71,18 @@ def upscale(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Upscale a video (every audio stream copied untouched) or a still image, or a queue of them."""
+    from vidsr.engine.batch import is_batch
+    from vidsr.engine.chunked import upscale_video_chunked
+    from vidsr.engine.cpu_memory import keep_freed_memory
+    from vidsr.engine.device import pick_device
+    from vidsr.engine.options import UpscaleOptions
+    from vidsr.engine.still_image import upscale_image
+    from vidsr.engine.upscaler import SpeedOptions
+    from vidsr.engine.video import upscale_video
+    from vidsr.io.decode import Window
+    from vidsr.io.encode import EncodeSettings
+    from vidsr.io.image import is_image
+
     if encoder not in ("auto", "ffmpeg", "pyav"):
         raise typer.BadParameter("must be auto, ffmpeg or pyav", param_hint="--encoder")
     if precision == "auto" and half is not None:
@@ -119,6 +124,8 @@ def upscale(
 def _chunk_options(devices: Optional[str], device: str, segment_seconds: float, work_dir: Optional[Path],
                    backend: str, address: Optional[str]) -> Optional[ChunkOptions]:
     """Options of the segmented path, or None when the run is an ordinary one."""
+    from vidsr.engine.chunked import ChunkOptions, parse_devices
+
     if devices is None and backend != "ray":
         return None
     return ChunkOptions(devices=parse_devices(devices) if devices else (device,),
@@ -132,6 +139,9 @@ def _chunk_options(devices: Optional[str], device: str, segment_seconds: float, 
 def _upscale_queue(inputs: list[Path], output: Optional[Path], opts: UpscaleOptions, chunks: Optional[ChunkOptions],
                    *, recursive: bool, glob: Optional[str], quiet: bool) -> None:
     """Run the queue; one line per failed file as it happens, a table at the end, exit 1 if any failed."""
+    from tqdm import tqdm
+
+    from vidsr.engine.batch import FileResult, upscale_many
 
     def report(f: FileResult) -> None:
         if f.status == "failed":

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from vidsr.degrade.codec import (CodecParams, MotionParams, available_codecs, compress_clip, compress_clips,
                                  synthesize_motion, synthesize_motions)
-from vidsr.degrade.config import DegradationConfig, config_path, load_config
+from vidsr.degrade.degradation_config import DegradationConfig, config_path, load_config
+from vidsr.degrade.high_order import HighOrderDegradation, SampleParams
 from vidsr.degrade.kernels import KernelParams, make_kernel, make_kernels, random_kernel
 from vidsr.degrade.ops import (add_gaussian_noise, add_poisson_noise, blur, jpeg, jpeg_many, quantize, resize,
                                usm_sharpen)
-from vidsr.degrade.pipeline import HighOrderDegradation, SampleParams
 from vidsr.degrade.torch_jpeg import jpeg_torch
 
 __all__ = [

@@ -20,10 +20,10 @@ import torch
 
 from vidsr.degrade import _random
 from vidsr.degrade.codec import CodecParams, MotionParams, random_codec_params, random_motion_params
-from vidsr.config import build_dataclass, to_plain
-from vidsr.degrade.config import DegradationConfig, FinalConfig, OrderConfig
+from vidsr.degrade.degradation_config import DegradationConfig, FinalConfig, OrderConfig
 from vidsr.degrade.kernels import (PAD_TO, KernelParams, random_kernel_params, random_kernel_params_batch,
                                    random_sinc_params)
+from vidsr.yaml_config import build_dataclass, to_plain
 
 
 @dataclass(frozen=True)

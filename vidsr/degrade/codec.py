@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.degrade import _random, encoders
-from vidsr.degrade.config import CODEC_NAMES, CodecConfig
+from vidsr.degrade.degradation_config import CODEC_NAMES, CodecConfig
 from vidsr.degrade.encoders import DECODERS, CodecParams
 from vidsr.errors import EncoderError, OptionError
 

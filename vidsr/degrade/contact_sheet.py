@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from vidsr.degrade.codec import CodecParams, MotionParams
+from vidsr.degrade.high_order import FinalParams, OrderParams, SampleParams
 from vidsr.degrade.kernels import KernelParams
-from vidsr.degrade.pipeline import FinalParams, OrderParams, SampleParams
 
 _KIND_LABEL = {"iso": "iso", "aniso": "aniso", "generalized_iso": "gen-iso", "generalized_aniso": "gen-aniso",
                "plateau_iso": "plat-iso", "plateau_aniso": "plat-aniso", "sinc": "sinc", "pulse": "none"}

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from vidsr.degrade import _random
-from vidsr.degrade.config import BlurConfig
+from vidsr.degrade.degradation_config import BlurConfig
 from vidsr.errors import OptionError
 
 KernelKind = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso",

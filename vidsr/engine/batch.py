@@ -42,17 +42,11 @@ from vidsr.engine.video import upscale_video
 from vidsr.errors import InputError, OptionError, VidsrError
 from vidsr.io.formats import resolve_encoding
 from vidsr.io.mux import container_format_for
-from vidsr.io.probe import IMAGE_SUFFIXES, probe_video
+from vidsr.io.image import IMAGE_SUFFIXES
+from vidsr.io.probe import VIDEO_SUFFIXES, probe_video
 from vidsr.models import ModelDescriptor, load_model
 
 log = logging.getLogger(__name__)
-
-# Containers and raw streams FFmpeg reads that people keep video in.
-VIDEO_SUFFIXES = frozenset({
-    ".mp4", ".m4v", ".mkv", ".webm", ".mov", ".qt", ".avi", ".wmv", ".asf", ".flv", ".f4v", ".mpg", ".mpeg",
-    ".m2v", ".mpe", ".vob", ".ts", ".m2ts", ".mts", ".mxf", ".3gp", ".3g2", ".ogv", ".rm", ".rmvb", ".divx",
-    ".dv", ".nut", ".y4m", ".ivf", ".h264", ".264", ".hevc", ".265", ".gif",
-})
 
 FileStatus = Literal["done", "skipped", "failed"]
 Kind = Literal["image", "video", "other"]

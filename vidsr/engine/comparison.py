@@ -27,16 +27,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidsr.choices import Precision
 from vidsr.engine.crop import Crop, place_crop
-from vidsr.engine.device import Precision, pick_device, pick_dtype
+from vidsr.engine.device import pick_device, pick_dtype
 from vidsr.engine.device_formatter import DeviceFormatter
 from vidsr.engine.outputs import atomic_output, check_output
 from vidsr.engine.upscaler import FrameUpscaler, SpeedOptions
 from vidsr.errors import InputError, OptionError
 from vidsr.io.decode import FrameReader, Window
-from vidsr.io.image import read_image
+from vidsr.io.image import is_image, read_image
 from vidsr.io.pixel_formats import packed_rgb_format
-from vidsr.io.probe import is_image, probe_video
+from vidsr.io.probe import probe_video
 from vidsr.models import ModelDescriptor, load_model
 
 log = logging.getLogger(__name__)

@@ -4,17 +4,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Literal
 
 import torch
 
+from vidsr.choices import PRECISIONS
 from vidsr.errors import OptionError
 from vidsr.models import ModelDescriptor
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # torch.OutOfMemoryError appeared in 2.5; older releases only have the CUDA one.

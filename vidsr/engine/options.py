@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidsr.engine.device import PRECISIONS, Precision, pick_device
+from vidsr.choices import PRECISIONS, Precision
+from vidsr.engine.device import pick_device
 from vidsr.engine.upscaler import SpeedOptions
 from vidsr.errors import OptionError
 from vidsr.io.decode import Window

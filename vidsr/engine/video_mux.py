@@ -14,7 +14,8 @@ from vidsr.io.mux import Cut, VideoLayout, VideoPart, mux_with_source
 from vidsr.io.probe import VideoInfo
 
 
-def finish_video(plan: VideoPlan, options: UpscaleOptions, parts: Sequence[tuple[Path, DecodeReport]]) -> tuple[str, ...]:
+def finish_video(plan: VideoPlan, options: UpscaleOptions,
+                 parts: Sequence[tuple[Path, DecodeReport]]) -> tuple[str, ...]:
     """Check what decoding reported, then mux the encoded parts with every other stream into the output."""
     report = merge_reports([r for _, r in parts])
     if not report.pts:

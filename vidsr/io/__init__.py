@@ -1,5 +1,7 @@
-"""Video and image input/output: probing, decoding, encoding, muxing."""
+"""Video and image input/output: probing, decoding, encoding, muxing, still images."""
 from vidsr.io.encode import EncodeSettings, find_ffmpeg
-from vidsr.io.probe import VideoInfo, probe_video
+from vidsr.io.image import IMAGE_SUFFIXES, is_image, read_image, read_rgb8, write_image
+from vidsr.io.probe import VIDEO_SUFFIXES, VideoInfo, probe_video
 
-__all__ = ["EncodeSettings", "VideoInfo", "find_ffmpeg", "probe_video"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "EncodeSettings", "VideoInfo", "find_ffmpeg", "is_image",
+           "probe_video", "read_image", "read_rgb8", "write_image"]

@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import av
 import numpy as np
 
+from vidsr.choices import EncoderBackend
 from vidsr.errors import EncoderError, OptionError
 from vidsr.io.color import ColorInfo, OutputTags, output_tags
 from vidsr.io.hdr import HdrMetadata
@@ -30,7 +31,6 @@ from vidsr.io.pixel_formats import RAW_LAYOUTS, is_packed_rgb, subsampled_chroma
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "ffmpeg", "pyav"]
 _CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
 _PRESET_CODECS = {"libx264", "libx265", "libsvtav1"}
 
@@ -43,7 +43,7 @@ class EncodeSettings:
     crf: float | None = 18
     preset: str | None = "medium"
     pix_fmt: str | None = None
-    backend: Backend = "auto"
+    backend: EncoderBackend = "auto"
     threads: int = 0              # encoder threads; 0: the encoder's own choice (from the cores)
 
     def codec_options(self, hdr: HdrMetadata | None = None) -> dict[str, str]:

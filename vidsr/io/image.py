@@ -53,6 +53,9 @@ _FORMATS = {
     ".tiff": ImageFormat("TIFF", alpha=True, max_bits=16),
 }
 
+# What vidsr reads as a still image is what it can write back: the one list of image suffixes.
+IMAGE_SUFFIXES = frozenset(_FORMATS)
+
 # 16-bit writers (FFmpeg encoders), by channel count: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
 _DEEP_PIX_FMTS = {
     "PNG": ("png", {1: "gray16be", 2: "ya16be", 3: "rgb48be", 4: "rgba64be"}),
@@ -103,6 +106,11 @@ class StillImage:
         return self.pixels[..., -1] if self.has_alpha else None
 
 
+def is_image(path: Path) -> bool:
+    """Whether vidsr takes `path` for a still image (by its suffix)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def image_format(path: Path) -> ImageFormat:
     """The format a file named `path` is written in; OptionError for suffixes vidsr cannot write."""
     fmt = _FORMATS.get(path.suffix.lower())
@@ -131,6 +139,20 @@ def read_image(path: Path) -> StillImage:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
     return StillImage(_pixels_of(im), im.mode, icc)
+
+
+def read_rgb8(path: Path) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of an image file, as training and `vidsr degrade` look at pictures: gray
+    widened to RGB, 16-bit samples rounded to 8 bits, transparency composited over white."""
+    pixels = read_image(path).pixels
+    if pixels.dtype == np.uint16:
+        pixels = np.round(pixels / 257.0).astype(np.uint8)
+    if pixels.shape[2] in (2, 4):
+        color, alpha = pixels[..., :-1].astype(np.float32), pixels[..., -1:].astype(np.float32) / 255
+        pixels = np.round(color * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels)
 
 
 def write_image(path: Path, pixels: np.ndarray, *, format_path: Path, icc_profile: bytes | None = None) -> None:

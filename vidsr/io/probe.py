@@ -14,7 +14,12 @@ from vidsr.io.hdr import HdrMetadata, read_hdr_metadata
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+# Containers and raw streams FFmpeg reads that people keep video in: the one list of video suffixes.
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".m4v", ".mkv", ".webm", ".mov", ".qt", ".avi", ".wmv", ".asf", ".flv", ".f4v", ".mpg", ".mpeg",
+    ".m2v", ".mpe", ".vob", ".ts", ".m2ts", ".mts", ".mxf", ".3gp", ".3g2", ".ogv", ".rm", ".rmvb", ".divx",
+    ".dv", ".nut", ".y4m", ".ivf", ".h264", ".264", ".hevc", ".265", ".gif",
+})
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,6 @@ def check_input_file(path: Path) -> None:
         raise InputError(f"input is not a file: {path}")
     if path.stat().st_size == 0:
         raise InputError(f"input is empty (0 bytes): {path}")
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def open_container(path: Path) -> av.container.InputContainer:

@@ -6,6 +6,7 @@
 (4, 1, ('fp32', 'fp16', 'bf16'))
 """
 from vidsr.models._api import export_model, list_models, load_model
+from vidsr.models._checkpoint import canonical_state_dict, read_state_dict
 from vidsr.models._descriptor import ModelDescriptor, ModelInfo
 from vidsr.models._loaders import save_pth, save_safetensors
 from vidsr.models.compact import SRVGGNetCompact
@@ -16,9 +17,11 @@ __all__ = [
     "ModelInfo",
     "RRDBNet",
     "SRVGGNetCompact",
+    "canonical_state_dict",
     "export_model",
     "list_models",
     "load_model",
+    "read_state_dict",
     "save_pth",
     "save_safetensors",
 ]

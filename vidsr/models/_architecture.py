@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +29,10 @@ class Architecture:
     detect_ncnn: Callable[[Sequence[NcnnLayer]], NetKwargs | None]
     scale: Callable[[NetKwargs], int]
     size_multiple: Callable[[NetKwargs], int]
+    #: The name a training config gives it (``network.arch``), and how that config's fields and a
+    #: net scale become constructor arguments; None where vidsr does not train the architecture.
+    train_name: str | None = None
+    train_kwargs: Callable[[Any, int], NetKwargs] | None = None
 
     def build(self, kwargs: NetKwargs) -> nn.Module:
         return self.net_class(**kwargs)

@@ -62,6 +62,11 @@ def read_checkpoint(path: Path) -> Checkpoint:
     return Checkpoint(canonical_state_dict(raw, str(path)), tuple(str(k) for k in raw), resize)
 
 
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (any trainer's wrapper), as every part of vidsr reads weights."""
+    return read_checkpoint(path).state_dict
+
+
 def canonical_state_dict(raw: Mapping[str, object], source: str) -> dict[str, torch.Tensor]:
     """Unwrap trainer checkpoints (``params_ema`` preferred over ``params``) and strip common prefixes."""
     top = list(raw)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
+
 from vidsr.errors import UnknownArchitectureError
 from vidsr.models import compact, rrdb
 from vidsr.models._architecture import Architecture, NetKwargs, StateDict
@@ -13,6 +15,16 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     compact.ARCHITECTURE,
     rrdb.ARCHITECTURE,
 )
+
+
+def trainable() -> dict[str, Architecture]:
+    """The architectures vidsr trains, by the name a training config gives them (``network.arch``)."""
+    return {arch.train_name: arch for arch in ARCHITECTURES if arch.train_name is not None}
+
+
+def architecture_of(module: nn.Module) -> Architecture | None:
+    """The registered architecture ``module`` is an instance of, or None."""
+    return next((arch for arch in ARCHITECTURES if isinstance(module, arch.net_class)), None)
 
 
 def names() -> str:

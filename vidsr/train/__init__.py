@@ -17,13 +17,16 @@ trains on every GPU with DDP. :class:`Trainer` runs one stage and exposes single
 """
 from __future__ import annotations
 
-from vidsr.train.config import (DataConfig, DiscriminatorConfig, FeedConfig, LossConfig, NetworkConfig, StageConfig,
-                                TrainConfig, ValidationConfig, load_train_config, with_overrides)
 from vidsr.train.discriminator import UNetDiscriminatorSN
 from vidsr.train.export import export_generator
 from vidsr.train.generator import with_pretrained
 from vidsr.train.losses import PerceptualLoss, load_vgg19_state_dict
-from vidsr.train.trainer import StageResult, Trainer, TrainResult, replace_stage, train
+from vidsr.train.results import StageResult, TrainResult
+from vidsr.train.run_stages import replace_stage, train
+from vidsr.train.train_config import (DataConfig, DiscriminatorConfig, FeedConfig, LossConfig, NetworkConfig,
+                                      StageConfig, TrainConfig, ValidationConfig, load_train_config,
+                                      with_overrides)
+from vidsr.train.trainer import Trainer
 from vidsr.train.validate import psnr_y, ssim_y
 
 __all__ = [

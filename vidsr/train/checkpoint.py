@@ -12,9 +12,10 @@ tensors and plain Python values and read back with ``torch.load(weights_only=Tru
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-import shutil
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,10 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# The files save_state and save_feed write (and _atomic_save's temporary names for them).
+_CHECKPOINT_FILE = re.compile(r"(state|feed_rank\d+)\.pt(\.tmp)?")
+
+
 def step_dir(root: Path, step: int) -> Path:
     return root / f"step_{step:08d}"
 
@@ -90,7 +95,17 @@ def mark_latest(root: Path, step: int, keep: int) -> None:
     os.replace(tmp, root / LATEST)
     done = sorted(p for p in root.glob("step_*") if p.is_dir())
     for old in done[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_checkpoint(old)
+
+
+def _remove_checkpoint(d: Path) -> None:
+    """Delete the files vidsr writes into a checkpoint folder (state.pt, feed_rank<N>.pt and their
+    .tmp leftovers), then the folder if that left it empty: anything else put there stays."""
+    for f in d.iterdir():
+        if f.is_file() and _CHECKPOINT_FILE.fullmatch(f.name):
+            f.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: someone else's file is in it
+        d.rmdir()
 
 
 def latest(root: Path) -> Path | None:

@@ -5,16 +5,15 @@ consecutive video frames, so the codec stage later sees real motion. Every patch
 pure function of its key (run seed, rank, batch index, position), which is what makes a
 resumed run draw exactly the patches an uninterrupted one would.
 
-Images are decoded with torchvision (no Pillow needed), transparency composited over
-white, EXIF orientation applied. Videos are read with decord when it is installed (cheap
-random access to any frame) and with PyAV otherwise (seek to the nearest key frame,
-decode forward).
+Images are read by vidsr.io.image (every suffix `vidsr upscale` takes), transparency
+composited over white, EXIF orientation applied. Videos are read with decord when it is
+installed (cheap random access to any frame) and with PyAV otherwise (seek to the nearest
+key frame, decode forward).
 """
 from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,24 +24,25 @@ import torch
 import torch.nn.functional as F
 
 from vidsr.errors import InputError, InputNotFoundError, OptionError
-from vidsr.train.config import DataConfig
+from vidsr.io.image import IMAGE_SUFFIXES, read_rgb8
+from vidsr.io.probe import VIDEO_SUFFIXES
+from vidsr.train.train_config import DataConfig
 
 log = logging.getLogger(__name__)
-
-# torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which this project does
-# not depend on. Filtered once for the process: warnings.catch_warnings() around each call is
-# not thread-safe, and patches are read in threads.
-warnings.filterwarnings("ignore", message=r".*image decoding and encoding capabilities of TorchVision",
-                        category=DeprecationWarning)
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts", ".m4v",
-                            ".flv", ".wmv", ".y4m"})
 
 
 def seed_of(*key: int) -> int:
     """A well-mixed 64-bit seed from a tuple of non-negative integers."""
     return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint64)[0])
+
+
+def seed_for(seed: int, *parts: object) -> int:
+    """A seed per (run seed, stage name, ...): stable across processes and Python versions."""
+    ints = [seed]
+    for p in parts:
+        ints.extend(p.encode("utf-8") if isinstance(p, str) else [int(p)])  # type: ignore[call-overload]
+    return seed_of(*ints)
+
 
 
 def _randint(g: torch.Generator, high: int) -> int:
@@ -57,36 +57,9 @@ def _coin(g: torch.Generator) -> bool:
 # --- images -----------------------------------------------------------------------------
 
 
-def _to_rgb8(img: torch.Tensor) -> torch.Tensor:
-    """uint8/uint16 ``[C, H, W]`` with 1-4 channels -> uint8 RGB; alpha composited over white."""
-    if img.dtype != torch.uint8:
-        scale = 257.0 if img.dtype in (torch.uint16, torch.int32, torch.int16) else 255.0
-        img = (img.float() / scale).round().clamp(0, 255).to(torch.uint8)
-    c = img.shape[0]
-    if c in (2, 4):
-        color, alpha = img[:-1].float(), img[-1:].float() / 255
-        img = (color * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
-        c -= 1
-    if c == 1:
-        img = img.expand(3, -1, -1)
-    return img.contiguous()
-
-
-def read_image(path: Path) -> torch.Tensor:
-    """``[3, H, W]`` uint8 RGB of an image file."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
-    try:
-        data = read_file(str(path))
-        try:
-            img = decode_image(data, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
-        except TypeError:  # torchvision without EXIF support
-            img = decode_image(data, mode=ImageReadMode.UNCHANGED)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise InputError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
-    if img.dim() != 3 or img.shape[0] not in (1, 2, 3, 4):
-        raise InputError(f"{path}: unsupported image layout {tuple(img.shape)}")
-    return _to_rgb8(img)
+def image_tensor(path: Path) -> torch.Tensor:
+    """``[3, H, W]`` uint8 RGB of an image file (read by :func:`vidsr.io.image.read_rgb8`)."""
+    return torch.from_numpy(read_rgb8(path)).permute(2, 0, 1).contiguous()
 
 
 class Source(Protocol):
@@ -124,10 +97,10 @@ class ImageSource:
 
     def pixels(self) -> torch.Tensor:
         if not self._cache:
-            return read_image(self.path)
+            return image_tensor(self.path)
         with self._lock:
             if self._pixels is None:
-                self._pixels = read_image(self.path)
+                self._pixels = image_tensor(self.path)
             return self._pixels
 
     def patch(self, g: torch.Generator, size: int, frames: int) -> tuple[torch.Tensor, int]:

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from vidsr.errors import ModelError
-from vidsr.models import RRDBNet, SRVGGNetCompact, load_model
+from vidsr.models import SRVGGNetCompact, load_model
 from vidsr.models._resize import ResizedOutput
-from vidsr.train.config import NetworkConfig
+from vidsr.models.registry import architecture_of, trainable
+from vidsr.train.train_config import NetworkConfig
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +24,11 @@ def build_generator(cfg: NetworkConfig) -> nn.Module:
     resizes its output bicubically to ``scale``, as the official animevideov3-x2/-x3 do;
     exported, it records that resize and loads back as the same model.
     """
-    if cfg.arch == "compact":
-        assert cfg.num_conv is not None
-        net_scale = cfg.net_scale or cfg.scale
-        net = SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=cfg.num_feat, num_conv=cfg.num_conv,
-                              upscale=net_scale, act_type=cfg.act_type or "prelu")
-        return net if net_scale == cfg.scale else ResizedOutput(net, cfg.scale / net_scale)
-    assert cfg.num_block is not None and cfg.num_grow_ch is not None
-    return RRDBNet(num_in_ch=3, num_out_ch=3, num_feat=cfg.num_feat, num_block=cfg.num_block,
-                   num_grow_ch=cfg.num_grow_ch, scale=cfg.scale)
+    arch = trainable()[cfg.arch]
+    assert arch.train_kwargs is not None
+    net_scale = cfg.net_scale or cfg.scale  # net_scale is a compact setting (checked by NetworkConfig)
+    net = arch.build(arch.train_kwargs(cfg, net_scale))
+    return net if net_scale == cfg.scale else ResizedOutput(net, cfg.scale / net_scale)
 
 
 def _net_scale(module: nn.Module, scale: int) -> int | None:
@@ -51,11 +48,12 @@ def pretrained_state_dict(name_or_path: str) -> dict[str, torch.Tensor]:
     module = model.module
     if model.loader != "vidsr":
         raise ModelError(f"pretrained {name_or_path!r} is a {model.architecture} (loaded through spandrel); "
-                         "vidsr trains its own compact and RRDB nets only")
+                         f"vidsr trains its own {' and '.join(trainable())} nets only")
     inner = module.net if isinstance(module, ResizedOutput) else module
-    if not isinstance(inner, (SRVGGNetCompact, RRDBNet)):
-        raise ModelError(f"pretrained {name_or_path!r} is a {model.architecture}; only compact and rrdb nets "
-                         f"can be fine-tuned")
+    arch = architecture_of(inner)
+    if arch is None or arch.train_name is None:
+        raise ModelError(f"pretrained {name_or_path!r} is a {model.architecture}; only "
+                         f"{' and '.join(trainable())} nets can be fine-tuned")
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 

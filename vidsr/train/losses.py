@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidsr.errors import InputNotFoundError, ModelError
-from vidsr.train.config import VGG19_LAYERS
+from vidsr.models import canonical_state_dict, read_state_dict
+from vidsr.train.train_config import VGG19_LAYERS
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,11 @@ def _vgg19_features() -> nn.Sequential:
 
 
 def _features_only(raw: Mapping[str, object], source: str) -> dict[str, torch.Tensor]:
-    for wrapper in ("state_dict", "params"):
-        if isinstance(raw.get(wrapper), Mapping):
-            raw = raw[wrapper]  # type: ignore[assignment]
     out: dict[str, torch.Tensor] = {}
-    for key, value in raw.items():
-        key = key.removeprefix("module.")
+    for key, value in canonical_state_dict(raw, source).items():
         if key.startswith("classifier."):
             continue
-        key = key.removeprefix("features.")
-        if isinstance(value, torch.Tensor):
-            out[key] = value
+        out[key.removeprefix("features.")] = value
     if not out:
         raise ModelError(f"{source}: no VGG19 feature weights (features.N.weight) found")
     return out
@@ -83,16 +78,9 @@ def load_vgg19_state_dict(path: str | Path | None = None) -> dict[str, torch.Ten
     if not path.is_file():
         raise InputNotFoundError(f"--vgg-weights {path}: no such file")
     try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            raw: Mapping[str, object] = load_file(str(path))
-        else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+        raw = read_state_dict(path)
+    except ModelError as exc:
         raise ModelError(f"cannot read VGG19 weights from {path}: {exc}") from None
-    if not isinstance(raw, Mapping):
-        raise ModelError(f"{path} holds a {type(raw).__name__}, not a state dict")
     return _features_only(raw, str(path))
 
 

@@ -1,167 +1,53 @@
-"""The training loop: stages, AMP, DDP, EMA, checkpoints, validation, logging.
+"""One training stage: the networks, their optimisers, the stream of pairs, and the loop.
 
-``train(config, out_dir)`` runs the configured stages in order (Real-ESRGAN: an L1 stage,
-then a GAN stage that starts from the first stage's EMA weights) and exports the final
-EMA generator. One :class:`Trainer` runs one stage; tests and scripts drive it directly.
-
-Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process trains
-on its own GPU with :class:`torch.nn.parallel.DistributedDataParallel`; each draws its
-own batches (the rank is part of every seed), rank 0 validates, logs and writes the
-shared part of checkpoints. Without torchrun it is one process on one device.
+:class:`Trainer` runs one stage (tests and scripts drive it directly); the whole run, its
+stages in order, is :func:`vidsr.train.run_stages.train`. Under torchrun every rank runs a
+Trainer with DDP-wrapped networks (process_group.py); rank 0 validates, logs and writes the
+shared part of checkpoints. Ctrl-C is turned into a stop after the step (stop_signal.py).
 """
 from __future__ import annotations
 
 import bisect
 import contextlib
-import dataclasses
-import datetime as _dt
 import json
 import logging
 import math
 import os
-import shutil
-import signal
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as tdist
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from vidsr.degrade import DegradationConfig, load_config, usm_sharpen
 from vidsr.degrade.codec_pool import usable_cores
 from vidsr.engine.device import pick_device
-from vidsr.errors import InputError, ModelError, OptionError, OutputExistsError
+from vidsr.errors import InputError, ModelError
+from vidsr.models import read_state_dict
 from vidsr.train import checkpoint as ckpt
-from vidsr.train.config import StageConfig, TrainConfig
-from vidsr.train.data import PatchSampler, find_media, make_sources, split_holdout
+from vidsr.train.data import PatchSampler, find_media, make_sources, seed_for, split_holdout
 from vidsr.train.degrade_feed import DegradationFeed, PairStream, ShufflePool, resolve_device
 from vidsr.train.discriminator import UNetDiscriminatorSN
 from vidsr.train.ema import ModelEMA
 from vidsr.train.export import export_generator
-from vidsr.train.generator import build_generator, load_into, pretrained_state_dict, with_pretrained
+from vidsr.train.generator import build_generator, load_into, pretrained_state_dict
 from vidsr.train.gpu_util import UtilizationSampler
 from vidsr.train.losses import PerceptualLoss, gan_loss, load_vgg19_state_dict
+from vidsr.train.process_group import DistInfo, any_rank, barrier
+from vidsr.train.results import StageResult
+from vidsr.train.run_log import append_record, utc_now
+from vidsr.train.stop_signal import StopRequest
+from vidsr.train.train_config import StageConfig, TrainConfig
 from vidsr.train.validate import ValPairs, bicubic, make_val_pairs, run_net, score, write_samples
 
 log = logging.getLogger(__name__)
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-VAL_PAIRS = "val_pairs.pt"
-DONE = "done.json"
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# --- distributed ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process sits in a torchrun launch (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-
-def setup_device(spec: str = "auto") -> tuple[torch.device, DistInfo]:
-    """The device to train on; under torchrun also joins the process group (NCCL on CUDA, else gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return resolve_device(pick_device(spec)), DistInfo()
-    info = DistInfo(rank=int(os.environ.get("RANK", "0")), world=world,
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-    use_cuda = torch.cuda.is_available() and spec.strip().lower() != "cpu"
-    if use_cuda:
-        device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if not tdist.is_initialized():
-        tdist.init_process_group("nccl" if use_cuda else "gloo")
-    return device, info
-
-
-def _barrier(dist: DistInfo) -> None:
-    if dist.enabled:
-        tdist.barrier()
-
-
-# --- results ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StageResult:
-    name: str
-    steps: int  #: steps done in this stage so far (all sessions)
-    finished: bool  #: reached the configured number of steps
-    seconds: float  #: wall time of this session's steps
-    steps_this_session: int
-    started_at: str
-    ended_at: str
-    validation: Mapping[str, float] | None  #: the last validation's scores
-    exports: tuple[Path, ...]
-    data_wait_s: float = 0.0  #: of ``seconds``, the time spent waiting for training pairs
-    gpu_util: Mapping[str, Any] | None = None  #: utilisation readings of this session (CUDA only)
-
-    @property
-    def steps_per_s(self) -> float:
-        return self.steps_this_session / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    out_dir: Path
-    stages: tuple[StageResult, ...]
-    exports: tuple[Path, ...]  #: the final EMA generator: .safetensors and .pth (rank 0 only)
-    started_at: str
-    ended_at: str
-    rank: int = 0  #: this process's rank under torchrun
-
-
-# --- one stage ---------------------------------------------------------------------------
-
-
-class _StopRequest:
-    """Ctrl-C asks the loop to stop after the current step (under torchrun: at the next log step,
-    which every rank agrees on); a second Ctrl-C aborts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self._old[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        self._old.clear()
+VAL_PAIRS = "val_pairs.pt"  #: the held-out pairs of a run, made once, in its folder
+DONE = "done.json"  #: written into a stage's folder when the stage has run all its steps
 
 
 class Trainer:
@@ -385,7 +271,7 @@ class Trainer:
         sample = write_samples(samples_dir / f"step_{self.step:08d}.png", pairs, out, scale=scale,
                                count=self.config.validation.samples)
         self.last_validation = scores
-        record: dict[str, Any] = {"event": "val", "time": _now(), "stage": self.stage.name, "step": self.step,
+        record: dict[str, Any] = {"event": "val", "time": utc_now(), "stage": self.stage.name, "step": self.step,
                                   **scores}
         if sample is not None:
             record["sample"] = str(sample)
@@ -414,10 +300,10 @@ class Trainer:
         else:
             feed_state = {"next_index": self._feed_start, "pool": self._pool_state}
         ckpt.save_feed(self.ckpt_dir, self.step, self.dist.rank, feed_state)
-        _barrier(self.dist)
+        barrier(self.dist)
         if self.dist.main:
             ckpt.mark_latest(self.ckpt_dir, self.step, self.stage.keep_checkpoints)
-        _barrier(self.dist)
+        barrier(self.dist)
         return ckpt.step_dir(self.ckpt_dir, self.step)
 
     def _resume(self) -> None:
@@ -452,19 +338,8 @@ class Trainer:
     # --- the loop ---
 
     def _log(self, record: Mapping[str, Any]) -> None:
-        if not self.dist.main:
-            return
-        self.stage_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.stage_dir / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, default=_json_default) + "\n")
-
-    def _agree(self, *flags: bool) -> tuple[bool, ...]:
-        """Each flag, true when any rank has it true (so every rank stops at the same step)."""
-        if not self.dist.enabled:
-            return flags
-        t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
-        tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-        return tuple(bool(v > 0) for v in t.tolist())
+        if self.dist.main:
+            append_record(self.stage_dir / "log.jsonl", record)
 
     def _rates(self, steps: int, seconds: float, waited: float, gpu: UtilizationSampler) -> dict[str, Any]:
         """One logging interval's throughput: the trainer's, the feed's, the wait between them.
@@ -500,7 +375,7 @@ class Trainer:
 
         st = self.stage
         target = min(st.steps, until) if until is not None else st.steps
-        started_at, t0 = _now(), time.perf_counter()
+        started_at, t0 = utc_now(), time.perf_counter()
         start_step = self.step
         sums: dict[str, torch.Tensor] = {}
         count, t_log, step_log = 0, t0, self.step
@@ -510,7 +385,7 @@ class Trainer:
         gpu = UtilizationSampler(self.device)
         bar = tqdm(total=st.steps, initial=self.step, desc=st.name, unit="it", dynamic_ncols=True,
                    disable=not (self.progress and self.dist.main), smoothing=0.05)
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             try:
                 while self.step < target:
                     t_wait = time.perf_counter()
@@ -531,12 +406,12 @@ class Trainer:
                         if at_log:
                             now = time.perf_counter()
                             means = {k: float(v) / count for k, v in sums.items()}
-                            self._log({"event": "train", "time": _now(), "stage": st.name, "step": self.step,
+                            self._log({"event": "train", "time": utc_now(), "stage": st.name, "step": self.step,
                                        "lr_g": st.lr_g * self.lr_factor(self.step - 1),
                                        **self._rates(self.step - step_log, now - t_log, wait_log, gpu), **means})
                             bar.set_postfix(loss=f"{means.get('g_total', math.nan):.4f}", refresh=False)
                             sums, count, t_log, step_log, wait_log = {}, 0, now, self.step, 0.0
-                        interrupted, timed_out = self._agree(stop.requested, over_time)
+                        interrupted, timed_out = any_rank(self.dist, self.device, stop.requested, over_time)
                         stopped = interrupted or timed_out
                     if self.step % st.validate_every == 0 and self.dist.main:
                         self.validate()
@@ -565,12 +440,12 @@ class Trainer:
             exports = export_generator(self.ema.module, self.stage_dir / f"{self.config.name}_{st.name}")
             if finished:
                 (self.stage_dir / DONE).write_text(json.dumps(
-                    {"stage": st.name, "steps": self.step, "ended_at": _now(),
+                    {"stage": st.name, "steps": self.step, "ended_at": utc_now(),
                      "exports": [str(p) for p in exports], "validation": self.last_validation}, indent=2) + "\n",
                     encoding="utf-8")
-        _barrier(self.dist)
+        barrier(self.dist)
         return StageResult(name=st.name, steps=self.step, finished=finished, seconds=seconds,
-                           steps_this_session=self.step - start_step, started_at=started_at, ended_at=_now(),
+                           steps_this_session=self.step - start_step, started_at=started_at, ended_at=utc_now(),
                            validation=self.last_validation, exports=exports, data_wait_s=wait_total,
                            gpu_util=gpu.overall() if self.device.type == "cuda" else None)
 
@@ -586,152 +461,7 @@ class Trainer:
         self.close()
 
 
-def _json_default(x: Any) -> Any:
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, torch.Tensor):
-        return x.item() if x.numel() == 1 else x.tolist()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-def seed_for(seed: int, *parts: object) -> int:
-    """A seed per (run seed, stage name, ...): stable across processes and Python versions."""
-    from vidsr.train.data import seed_of
-
-    ints = [seed]
-    for p in parts:
-        ints.extend(p.encode("utf-8") if isinstance(p, str) else [int(p)])  # type: ignore[call-overload]
-    return seed_of(*ints)
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError(f"discriminator weights not found: {path}")
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    for wrapper in ("params", "params_ema"):
-        if isinstance(raw, Mapping) and isinstance(raw.get(wrapper), Mapping):
-            raw = raw[wrapper]
-    if not isinstance(raw, Mapping):
-        raise ModelError(f"{path} holds a {type(raw).__name__}, not a state dict")
-    return {k.removeprefix("module."): v for k, v in raw.items() if isinstance(v, torch.Tensor)}
-
-
-# --- the whole run ------------------------------------------------------------------------
-
-
-def _load_export(stage_dir: Path, config: TrainConfig, stage: StageConfig) -> tuple[dict[str, torch.Tensor], str]:
-    from safetensors.torch import load_file
-
-    path = stage_dir / f"{config.name}_{stage.name}.safetensors"
-    if not path.is_file():
-        raise InputError(f"{path} is missing: run stage {stage.name!r} first")
-    return load_file(str(path)), str(path)
-
-
-def _check_out_dir(out_dir: Path, config: TrainConfig, resume: bool) -> None:
-    saved = out_dir / "config.yml"
-    if not resume:
-        if saved.exists() or any(out_dir.glob("*/checkpoints/latest")):
-            raise OutputExistsError(f"{out_dir} already holds a run; pass --resume to continue it "
-                                    f"or choose another --out")
-        return
-    if saved.is_file():
-        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
-        new = config.to_dict()
-        for key in ("network", "stages", "feed", "seed"):
-            if old.get(key) != new.get(key):
-                log.warning("--resume: %s differs from the run's saved config.yml; continuing with the new one", key)
-
-
-def iter_stages(config: TrainConfig, names: Sequence[str] | None) -> Iterator[tuple[int, StageConfig]]:
-    wanted = set(names) if names else None
-    if wanted:
-        unknown = sorted(wanted - {s.name for s in config.stages})
-        if unknown:
-            raise OptionError(f"unknown stage(s) {unknown}; this config has {[s.name for s in config.stages]}")
-    for i, s in enumerate(config.stages):
-        if wanted is None or s.name in wanted:
-            yield i, s
-
-
-def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, stages: Sequence[str] | None = None,
-          device: str = "auto", vgg_weights: str | Path | None = None, time_limit: float | None = None,
-          progress: bool = True) -> TrainResult:
-    """Run the configured stages (or the named ones) into ``out_dir``; see the module doc."""
-    out_dir = Path(out_dir)
-    started_at, t0 = _now(), time.perf_counter()
-    if config.network.pretrained and config.network.net_scale is None:
-        # e.g. animevideov3-x2 named in a YAML file: the x4 net it is, resized, not a x2 net.
-        config = dataclasses.replace(config, network=with_pretrained(config.network, config.network.pretrained))
-    selected = list(iter_stages(config, stages))
-    dev, dist = setup_device(device)
-    try:
-        # Everything a user can get wrong is checked before the run folder is touched.
-        vgg_state = None
-        if any(s.losses.perceptual > 0 for _, s in selected):
-            vgg_state = load_vgg19_state_dict(vgg_weights)
-        files = find_media(config.data.paths)
-        train_files, held = split_holdout(files, config.data.holdout)
-        cache = config.data.cache_images
-        sampler = PatchSampler(make_sources(train_files, cache_images=cache), config.data)
-        val_sampler = PatchSampler(make_sources(held, cache_images=cache), config.data) if held else sampler
-        if not held:
-            log.warning("no files held out (data.holdout): validation crops come from the training files")
-        degradation = load_config(config.feed.degradation)
-        _check_out_dir(out_dir, config, resume)
-        _barrier(dist)
-        if dist.main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "config.yml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-
-        val_pairs = None  # only rank 0 validates
-        if dist.main:
-            val_path = out_dir / VAL_PAIRS
-            if val_path.is_file():
-                val_pairs = ValPairs.load(val_path)
-            else:
-                val_pairs = make_val_pairs(val_sampler, degradation, config.validation,
-                                           scale=config.network.scale, device=dev)
-                val_pairs.save(val_path)
-
-        results: list[StageResult] = []
-        exports: tuple[Path, ...] = ()
-        for i, stage in selected:
-            stage_dir = out_dir / stage.name
-            if resume and (stage_dir / DONE).is_file():
-                done = json.loads((stage_dir / DONE).read_text(encoding="utf-8"))
-                if int(done["steps"]) >= stage.steps:
-                    exports = tuple(Path(p) for p in done["exports"])
-                    log.info("stage %s already finished; skipping", stage.name)
-                    continue
-            init = None
-            if i > 0:
-                prev = config.stages[i - 1]
-                if (out_dir / prev.name / f"{config.name}_{prev.name}.safetensors").is_file() \
-                        or not config.network.pretrained:
-                    init = _load_export(out_dir / prev.name, config, prev)
-            remaining = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - t0))
-            with Trainer(config, stage, out_dir, device=dev, dist=dist, vgg_weights=vgg_weights, vgg_state=vgg_state,
-                         init=init,
-                         resume=resume, sampler=sampler, degradation=degradation, val_pairs=val_pairs,
-                         progress=progress) as trainer:
-                result = trainer.run(time_limit=remaining)
-            results.append(result)
-            exports = result.exports
-            if not result.finished:
-                break
-        final: tuple[Path, ...] = ()
-        if dist.main and exports:
-            final = tuple(Path(shutil.copyfile(p, out_dir / f"{config.name}{p.suffix}")) for p in exports)
-        _barrier(dist)
-        return TrainResult(out_dir=out_dir, stages=tuple(results), exports=final, started_at=started_at,
-                           ended_at=_now(), rank=dist.rank)
-    finally:
-        if dist.enabled and tdist.is_initialized():
-            tdist.destroy_process_group()
-
-
-def replace_stage(config: TrainConfig, name: str, **changes: Any) -> TrainConfig:
-    """A copy of ``config`` with one stage's fields changed (for scripts and tests)."""
-    stages = tuple(dataclasses.replace(s, **changes) if s.name == name else s for s in config.stages)
-    return dataclasses.replace(config, stages=stages)
+    return read_state_dict(path)

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidsr.degrade import DegradationConfig, HighOrderDegradation
-from vidsr.train.config import ValidationConfig
+from vidsr.io.image import write_image
 from vidsr.train.data import PatchSampler
 from vidsr.train.degrade_feed import degrade_patches
+from vidsr.train.train_config import ValidationConfig
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +131,9 @@ def write_samples(path: Path, pairs: ValPairs, out: torch.Tensor, *, scale: int,
     """A PNG with one row per pair: bicubic | network | ground truth."""
     if count <= 0:
         return None
-    from torchvision.io import write_png
-
     n = min(count, pairs.gt.shape[0])
     rows = [torch.cat([bicubic(pairs.lr[i:i + 1], scale)[0], out[i], pairs.gt[i]], dim=2) for i in range(n)]
     grid = torch.cat(rows, dim=1)
-    write_png(grid.contiguous(), str(path))  # its deprecation warning is filtered in vidsr.train.data
+    write_image(path, grid.permute(1, 2, 0).contiguous().numpy(), format_path=path)
     return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from vidsr.models._architecture import Architecture, NetKwargs, StateDict
 from vidsr.models._ncnn_format import NcnnLayer
@@ -101,6 +102,12 @@ def _size_multiple(kwargs: NetKwargs) -> int:
     return 1
 
 
+def _train_kwargs(cfg: Any, net_scale: int) -> NetKwargs:
+    """From a training config's network section (vidsr.train.train_config.NetworkConfig)."""
+    return {"num_in_ch": 3, "num_out_ch": 3, "num_feat": cfg.num_feat, "num_conv": cfg.num_conv,
+            "upscale": net_scale, "act_type": cfg.act_type or "prelu"}
+
+
 ARCHITECTURE = Architecture(
     name="SRVGGNetCompact",
     net_class=SRVGGNetCompact,
@@ -108,4 +115,6 @@ ARCHITECTURE = Architecture(
     detect_ncnn=detect_ncnn,
     scale=_scale,
     size_multiple=_size_multiple,
+    train_name="compact",
+    train_kwargs=_train_kwargs,
 )

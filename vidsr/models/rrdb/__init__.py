@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from vidsr.models._architecture import Architecture, NetKwargs, StateDict
 from vidsr.models._ncnn_format import NcnnLayer
@@ -86,6 +87,12 @@ def _size_multiple(kwargs: NetKwargs) -> int:
     return {4: 1, 2: 2, 1: 4}[int(kwargs["scale"])]
 
 
+def _train_kwargs(cfg: Any, net_scale: int) -> NetKwargs:
+    """From a training config's network section (vidsr.train.train_config.NetworkConfig)."""
+    return {"num_in_ch": 3, "num_out_ch": 3, "num_feat": cfg.num_feat, "num_block": cfg.num_block,
+            "num_grow_ch": cfg.num_grow_ch, "scale": net_scale}
+
+
 ARCHITECTURE = Architecture(
     name="RRDBNet",
     net_class=RRDBNet,
@@ -93,4 +100,6 @@ ARCHITECTURE = Architecture(
     detect_ncnn=detect_ncnn,
     scale=_scale,
     size_multiple=_size_multiple,
+    train_name="rrdb",
+    train_kwargs=_train_kwargs,
 )

@@ -3,7 +3,7 @@
 A run is one network trained through one or more stages, Real-ESRGAN style: an L1 stage
 (RealESRNet) and a GAN stage that starts from the first stage's EMA weights. Everything
 lives in one YAML file under ``vidsr/configs/train/``; unknown keys are rejected with their
-dotted path (the loader is :func:`vidsr.config.build_dataclass`).
+dotted path (the loader is :func:`vidsr.yaml_config.build_dataclass`).
 Command-line overrides (``--data``, ``--steps``) build a new config with
 :func:`dataclasses.replace` before the run starts; nothing is changed while it runs.
 """
@@ -14,12 +14,12 @@ import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
-from vidsr.config import CONFIGS_ROOT, find_config, load_yaml_config, to_plain
 from vidsr.errors import OptionError
+from vidsr.models.registry import trainable
+from vidsr.yaml_config import CONFIGS_ROOT, find_config, load_yaml_config, to_plain
 
-Arch = Literal["compact", "rrdb"]
 ActType = Literal["prelu", "relu"]
 AmpMode = Literal["bf16", "fp16", "off"]
 CodecPoolKind = Literal["processes", "threads"]
@@ -54,7 +54,7 @@ def _positive(value: float, where: str) -> None:
 class NetworkConfig:
     """The generator: an SRVGGNetCompact (animevideov3-style) or an RRDBNet (x4plus-style)."""
 
-    arch: Arch
+    arch: str  #: an architecture's training name in the models registry: compact or rrdb
     scale: int
     num_feat: int
     num_conv: int | None = None  #: compact only
@@ -68,6 +68,8 @@ class NetworkConfig:
     net_scale: int | None = None
 
     def __post_init__(self) -> None:
+        if self.arch not in trainable():
+            raise OptionError(f"network.arch must be one of {list(trainable())}, got {self.arch!r}")
         _positive(self.num_feat, "num_feat")
         if self.net_scale is not None:
             if self.arch != "compact":
@@ -317,5 +319,3 @@ def with_overrides(cfg: TrainConfig, *, data: Sequence[str | Path] | None = None
         cfg = dataclasses.replace(cfg, stages=tuple(dataclasses.replace(s, steps=steps) for s in cfg.stages))
     return cfg
 
-
-ARCHES: tuple[str, ...] = get_args(Arch)

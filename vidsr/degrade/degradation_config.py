@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from vidsr.config import CONFIGS_ROOT, find_config, load_yaml_config
 from vidsr.errors import OptionError
+from vidsr.yaml_config import CONFIGS_ROOT, find_config, load_yaml_config
 
 KernelType = Literal["iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso"]
 ResizeMode = Literal["area", "bilinear", "bicubic"]

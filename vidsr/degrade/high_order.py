@@ -51,7 +51,7 @@ from vidsr.degrade._params import (FinalParams, NoiseParams, OrderParams, Resize
                                    sample_params)
 from vidsr.degrade.codec import check_codecs, compress_clips, synthesize_motion
 from vidsr.degrade.codec_pool import CodecPool
-from vidsr.degrade.config import DegradationConfig
+from vidsr.degrade.degradation_config import DegradationConfig
 from vidsr.degrade.kernels import KernelParams, make_kernel
 from vidsr.errors import InputError, OptionError
 
