@@ -40,8 +40,10 @@ if [ ! -x "$venv/bin/vspipe" ]; then
     "$venv/bin/pip" install -q --upgrade pip
     "$venv/bin/pip" install -q vapoursynth vapoursynth-mlrt-ort vapoursynth-bestsource
 fi
-# VapourSynth finds its plugins through this file; `vapoursynth config` writes it.
-if [ ! -f "${XDG_CONFIG_HOME:-$HOME/.config}/vapoursynth/vapoursynth.toml" ]; then
+# VapourSynth finds its script library and plugins through this file, which `vapoursynth config`
+# writes for the environment it runs from: write it again unless it names this environment.
+vs_toml="${XDG_CONFIG_HOME:-$HOME/.config}/vapoursynth/vapoursynth.toml"
+if ! grep -qF "$venv/" "$vs_toml" 2>/dev/null; then
     "$venv/bin/vapoursynth" config
 fi
 "$python" -c 'import onnx' 2>/dev/null || "$python" -m pip install -q onnx
