@@ -5,6 +5,8 @@ vidsr's device formatter hands the encoder) and kept in memory; then each way of
 encoding them is timed:
 
 - vidsr-pyav: vidsr's PyAVEncoder as it is (open_encoder(backend="pyav")), fed batches.
+- pyav-slice: plain PyAV calls with PyAV's default thread_type (SLICE), which is what
+  vidsr's PyAVEncoder used before it set AUTO: x264 then runs sliced threads.
 - pyav-auto: the same PyAV calls with the codec context's thread_type set to AUTO.
 - pyav-auto-thread: pyav-auto in a consumer thread, fed through a bounded queue by a
   producer thread copying each batch out of a buffer (the pipeline's shape), to show
@@ -95,8 +97,9 @@ def pyav_encoder(path: Path, settings: EncodeSettings, w: int, h: int, thread_ty
     return out, stream
 
 
-def run_pyav(frames: list[np.ndarray], path: Path, settings: EncodeSettings, w: int, h: int) -> None:
-    out, stream = pyav_encoder(path, settings, w, h, "AUTO")
+def run_pyav(frames: list[np.ndarray], path: Path, settings: EncodeSettings, w: int, h: int,
+             thread_type: str | None = "AUTO") -> None:
+    out, stream = pyav_encoder(path, settings, w, h, thread_type)
     for i, img in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
         frame.pts = i
@@ -163,6 +166,7 @@ def main() -> None:
     rows: dict[str, list] = {
         "vidsr-pyav": [lambda p: run_vidsr(frames, p, EncodeSettings(**{**settings.__dict__, "backend": "pyav"}), w, h),
                        cpu_self],
+        "pyav-slice": [lambda p: run_pyav(frames, p, settings, w, h, thread_type=None), cpu_self],
         "pyav-auto": [lambda p: run_pyav(frames, p, settings, w, h), cpu_self],
         "pyav-auto-thread": [lambda p: run_pyav_threaded(frames, p, settings, w, h), cpu_self],
     }

@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1, help="alternating vs-mlrt/vidsr pairs")
     ap.add_argument("--variant", action="append", default=[],
                     help="another vidsr row run with extra environment, NAME:KEY=VALUE,KEY=VALUE "
-                         "(e.g. malloc:MALLOC_MMAP_THRESHOLD_=1073741824,MALLOC_TRIM_THRESHOLD_=1073741824)")
+                         "(e.g. omp1:OMP_NUM_THREADS=1; `vidsr upscale` sets malloc's thresholds itself on the CPU)")
     ap.add_argument("--out", type=Path, default=Path("vsmlrt-compare"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,16 @@ venv="$peers/vsmlrt"
 if [ ! -x "$venv/bin/vspipe" ]; then
     py312="${PY312:-}"
     if [ -z "$py312" ]; then
-        for cand in python3.13 python3.12 /root/.pyenv/versions/3.12.1/bin/python; do
-            if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
+        # pyenv's interpreters are not on PATH unless a shell activated one: ask pyenv where they are.
+        pyenvs=""
+        if command -v pyenv >/dev/null 2>&1; then
+            for v in 3.12 3.13; do
+                prefix="$(pyenv prefix "$v" 2>/dev/null || true)"
+                [ -n "$prefix" ] && pyenvs="$pyenvs $prefix/bin/python"
+            done
+        fi
+        for cand in python3.13 python3.12 $pyenvs; do
+            if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
                 py312="$cand"; break
             fi
         done
@@ -32,8 +40,10 @@ if [ ! -x "$venv/bin/vspipe" ]; then
     "$venv/bin/pip" install -q --upgrade pip
     "$venv/bin/pip" install -q vapoursynth vapoursynth-mlrt-ort vapoursynth-bestsource
 fi
-# VapourSynth finds its plugins through this file; `vapoursynth config` writes it.
-if [ ! -f "${XDG_CONFIG_HOME:-$HOME/.config}/vapoursynth/vapoursynth.toml" ]; then
+# VapourSynth finds its script library and plugins through this file, which `vapoursynth config`
+# writes for the environment it runs from: write it again unless it names this environment.
+vs_toml="${XDG_CONFIG_HOME:-$HOME/.config}/vapoursynth/vapoursynth.toml"
+if ! grep -qF "$venv/" "$vs_toml" 2>/dev/null; then
     "$venv/bin/vapoursynth" config
 fi
 "$python" -c 'import onnx' 2>/dev/null || "$python" -m pip install -q onnx

@@ -14,6 +14,8 @@
 #             on the held-out degraded crops; about 6 minutes in all),
 #   feed (issue 14: the training feed alone, the step alone, both together; 30 s each, about 2.5 minutes),
 #   finetune_x2 (issue 14: the same from animevideov3-x2 with compact_x2, shorter),
+#   encoder_gap (issue 13: x264 inside vidsr against x264 alone on the same frames, about 1 minute),
+#   dedup (issue 13: --dedup on anime drawn on twos and threes, fps with and without, about 1 minute),
 #   speed (issue 13: the one `vidsr bench` run whose table and JSON answer its GPU lines: defaults at
 #          960x540 -> x2 against --no-compile with one encoder and against min(model, encoders) of that
 #          run; 1920x1080 -> x2 defaults against eager; x264 encode-only inside vidsr against x264 alone;
@@ -75,6 +77,12 @@ for phase in $phases; do
         --large-frames 600 --rrdb-model random --rrdb-size 640x360 --rrdb-frames 60 \
         --json "$OUT/bench_speed.json" 2>"$OUT/bench_speed.err" | tee "$OUT/bench_speed.txt"
       tail -3 "$OUT/bench_speed.err"; du -sh "${VIDSR_CACHE_DIR:-$HOME/.cache/vidsr}/compile" 2>/dev/null ;;
+    encoder_gap)
+      timeout 200 python3 scripts/bench_encoder_gap.py --size 1920x1080 --frames 240 --repeat 2 \
+        --json "$OUT/encoder_gap.json" 2>&1 | tail -10 ;;
+    dedup)
+      timeout 200 python3 scripts/bench_dedup.py --model $W --size 960x540 --device cuda --pairs 2 \
+        --json "$OUT/dedup.json" 2>&1 | tail -10 ;;
     *) echo "unknown phase $phase" ;;
   esac
 done

@@ -18,10 +18,11 @@ def test_bench_on_cpu_prints_table_and_json(tmp_path: Path) -> None:
     assert phases == {"decode", "model", "model+post", "encode", "end-to-end", "reference"}
     for row in report["rows"]:
         assert row["frames"] > 0 and row["fps"] > 0, row
+        assert row["user_s"] + row["sys_s"] > 0 and 0 <= row["sys_share"] < 1, row  # the CPU's share per phase
     assert report["summary"]["e2e_vs_reference"] > 0
     for phase in phases:
         assert phase in r.stdout
-    assert "of min(model" in r.stdout and "reference loop =" in r.stdout
+    assert "sys %" in r.stdout and "of min(model" in r.stdout and "reference loop =" in r.stdout
 
 
 def test_bench_paths_rows_on_cpu(tmp_path: Path) -> None:

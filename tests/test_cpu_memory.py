@@ -48,3 +48,15 @@ def test_settings_are_accepted_and_repeatable() -> None:
     expected = platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory() is expected
     assert keep_freed_memory(arenas=4) is expected
+
+
+def test_the_cli_asks_for_it_on_cpu_runs_only(tiny_clip, tmp_path, monkeypatch) -> None:
+    """`vidsr upscale` owns its process and sets it for a CPU run; importing vidsr does not."""
+    import vidsr.engine.cpu_memory as cpu_memory
+    from vidsr.cli.main import main
+
+    calls = []
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda *a, **k: calls.append(a) or True)
+    with pytest.raises(SystemExit) as exit_:
+        main(["upscale", str(tiny_clip), "-o", str(tmp_path / "up.mp4"), "--device", "cpu", "--frames", "2", "-q"])
+    assert exit_.value.code == 0 and calls == [()]

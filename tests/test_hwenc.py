@@ -129,3 +129,39 @@ def test_nvenc_encodes_where_present(tmp_path: Path) -> None:
     enc.close()
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 5
+
+
+# -- the refusal through `vidsr upscale`, with the capability query faked ---------------------
+
+
+@pytest.mark.parametrize(("codec", "chunked"), [("h264_nvenc", False), ("hevc_nvenc", False), ("av1_nvenc", False),
+                                                ("hevc_nvenc", True)])
+def test_upscale_refuses_nvenc_on_an_h200_before_any_work(codec: str, chunked: bool, tiny_clip: Path,
+                                                          tmp_path: Path, monkeypatch, capsys) -> None:
+    """An H200 as torch would name it, and an encoder that fails to open as NVENC does there."""
+    from vidsr.cli.main import main
+    from vidsr.io import hwenc
+
+    opened = []
+
+    def fails(*args) -> OpenAttempt:
+        opened.append(args)
+        return OpenAttempt(False, NO_SESSION)
+
+    monkeypatch.setattr(hwenc, "open_with_pyav", fails)
+    monkeypatch.setattr(hwenc, "open_with_ffmpeg", fails)
+    monkeypatch.setattr(hwenc, "cuda_gpu_names", lambda: ["NVIDIA H200"])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = ["upscale", str(tiny_clip), "-o", str(out_dir / "up.mp4"), "--device", "cpu", "--codec", codec, "-q"]
+    if chunked:
+        args += ["--devices", "cpu,cpu", "--work-dir", str(out_dir)]
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"vidsr: error: {codec} needs an NVIDIA GPU with NVENC; this machine has none "
+                               "(NVIDIA H200: "), lines[0]
+    assert len(opened) == 1           # asked once, with a tiny encoder
+    assert list(out_dir.iterdir()) == []  # nothing written, not even a job folder

@@ -30,7 +30,7 @@ def upscale(input: PathLike | Sequence[PathLike], output: PathLike | None = None
             model: PathLike = "animevideov3", scale: float | None = None, device: str = "auto",
             precision: Precision = "auto", batch: int | None = None, speed: SpeedOptions | None = None,
             encode: EncodeSettings | None = None, window: Window | None = None, strict: bool = False,
-            overwrite: bool = False, progress: bool = True, chunks: ChunkOptions | None = None,
+            overwrite: bool = False, progress: bool = True, dedup: bool = False, chunks: ChunkOptions | None = None,
             recursive: bool = False, glob: str | None = None, encoders: int | None = None,
             on_file: Callable[[FileResult], None] | None = None) -> UpscaleResult | BatchResult:
     """Upscale a video or image, a list of them, or folders of them.
@@ -39,14 +39,15 @@ def upscale(input: PathLike | Sequence[PathLike], output: PathLike | None = None
     queue the output folder (outputs keep their names and, with `recursive`, their
     subfolders). `chunks` runs videos segmented over several devices (resumable).
     `glob` filters the files found in folders ('*.mkv'); `on_file` is called after each
-    file of a queue. `encoders`: encoders at once on consecutive segments (None: auto).
+    file of a queue. `dedup`: frames repeating the one before reuse its output (the result's
+    `reused` counts them). `encoders`: encoders at once on consecutive segments (None: auto).
     """
     inputs = [Path(input)] if isinstance(input, (str, os.PathLike)) else [Path(p) for p in input]
     out = Path(output) if output is not None else None
     options = UpscaleOptions(
         model=str(model), scale=scale, device=device, batch=batch, precision=precision,
         speed=speed or SpeedOptions(), encode=encode or EncodeSettings(), window=window or Window(),
-        strict=strict, overwrite=overwrite, progress=progress, encoders=encoders,
+        strict=strict, overwrite=overwrite, progress=progress, dedup=dedup, encoders=encoders,
     )
     if is_batch(inputs, out):
         return upscale_many(inputs, out, options, chunks=chunks, recursive=recursive, glob=glob, on_file=on_file)

@@ -63,10 +63,18 @@ class Row:
     seconds: float
     host_mib: float | None = None
     gpu_mib: float | None = None
+    user_s: float = 0.0     # CPU time of this process and its encoder processes during the phase
+    sys_s: float = 0.0
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def sys_share(self) -> float | None:
+        """System time / CPU time: high where memory is mapped and faulted in per batch (cpu_memory.py)."""
+        cpu = self.user_s + self.sys_s
+        return self.sys_s / cpu if cpu > 0 else None
 
 
 def make_input(cfg: BenchConfig, folder: Path) -> Path:
@@ -93,14 +101,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _cpu_times() -> tuple[float, float]:
+    """User and system seconds of this process and its finished children (the ffmpeg encoders)."""
+    try:
+        import resource
+    except ImportError:  # not on a Unix: no shares reported
+        return 0.0, 0.0
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+
+
 def _timed(phase: str, detail: str, device: torch.device, fn: Callable[[], int]) -> Row:
     with measure_peak(device) as peak:
         _sync(device)
+        user0, sys0 = _cpu_times()
         t0 = time.perf_counter()
         n = fn()
         _sync(device)
         seconds = time.perf_counter() - t0
-    return Row(phase, detail, n, seconds, peak.host_mib, peak.gpu_mib)
+        user1, sys1 = _cpu_times()
+    return Row(phase, detail, n, seconds, peak.host_mib, peak.gpu_mib, user1 - user0, sys1 - sys0)
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] = lambda s: None) -> dict:
@@ -241,7 +261,7 @@ def _report(cfg: BenchConfig, device: torch.device, rows: list[Row]) -> dict:
         },
         "config": {k: (str(v) if isinstance(v, Path) else v)
                    for k, v in dataclasses.asdict(cfg).items()},
-        "rows": [dict(dataclasses.asdict(r), fps=r.fps) for r in rows],
+        "rows": [dict(dataclasses.asdict(r), fps=r.fps, sys_share=r.sys_share) for r in rows],
         "summary": {
             "end_to_end_fps": e2e,
             "model_only_fps": best("model"),
@@ -263,11 +283,13 @@ def _cpu_name() -> str:
 
 
 def format_table(report: dict) -> str:
-    lines = [f"{'phase':<11} {'detail':<58} {'frames':>6} {'fps':>9} {'host MiB':>9} {'GPU MiB':>8}"]
+    lines = [f"{'phase':<11} {'detail':<58} {'frames':>6} {'fps':>9} {'host MiB':>9} {'GPU MiB':>8} {'sys %':>6}"]
     for r in report["rows"]:
         host = f"{r['host_mib']:.0f}" if r["host_mib"] is not None else "-"
         gpu = f"{r['gpu_mib']:.0f}" if r["gpu_mib"] is not None else "-"
-        lines.append(f"{r['phase']:<11} {r['detail'][:58]:<58} {r['frames']:>6} {r['fps']:>9.2f} {host:>9} {gpu:>8}")
+        sys_ = f"{100 * r['sys_share']:.1f}" if r.get("sys_share") is not None else "-"
+        lines.append(f"{r['phase']:<11} {r['detail'][:58]:<58} {r['frames']:>6} {r['fps']:>9.2f} {host:>9} {gpu:>8} "
+                     f"{sys_:>6}")
     s = report["summary"]
     lines.append("")
     lines.append(f"machine: {report['machine']['device']}, torch {report['machine']['torch']}")

@@ -50,6 +50,7 @@ def bench(
     """Measure where the time goes on this machine; prints a table (and JSON with --json)."""
     from vidsr.bench import BenchConfig, format_table, run_bench
     from vidsr.bench.paths import PathsConfig
+    from vidsr.engine.cpu_memory import keep_freed_memory
     from vidsr.engine.device import pick_device
     from vidsr.io.encode import EncodeSettings
 
@@ -75,6 +76,8 @@ def bench(
                           model_iters=20 if cuda else 2)
         if paths else None,
     )
+    if not cuda:
+        keep_freed_memory()  # as `vidsr upscale` does on the CPU, so the rows measure what users run
     report = run_bench(cfg, progress=lambda s: typer.echo(f"bench: {s}", err=True))
     typer.echo(format_table(report))
     if json_out is not None:

@@ -59,6 +59,9 @@ def upscale(
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to process from --start."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Frames to process from --start."),
     strict: bool = typer.Option(False, "--strict", help="Damaged or truncated input is an error, not a warning."),
+    dedup: bool = typer.Option(False, "--dedup", help="A frame that repeats the one before (anime's held "
+                               "drawings, robust to codec noise; never a slow pan or fade) reuses its output "
+                               "instead of running the network: faster, and held drawings do not shimmer."),
     devices: Optional[str] = typer.Option(None, "--devices", help="Segmented run with one worker per device: "
                                           "0,1,2 / all / cpu,cpu (resumable; see --work-dir). Devices that would "
                                           "run at different precisions are refused."),
@@ -81,6 +84,8 @@ def upscale(
     """Upscale a video (every audio stream copied untouched) or a still image, or a queue of them."""
     from vidsr.engine.batch import is_batch
     from vidsr.engine.chunked import upscale_video_chunked
+    from vidsr.engine.cpu_memory import keep_freed_memory
+    from vidsr.engine.device import pick_device
     from vidsr.engine.options import UpscaleOptions
     from vidsr.engine.still_image import upscale_image
     from vidsr.engine.upscaler import SpeedOptions
@@ -99,10 +104,16 @@ def upscale(
                            cudnn_benchmark=cudnn_benchmark, tile=tile, tile_pad=tile_pad),
         encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=encoder),  # type: ignore[arg-type]
         window=Window(start=start, duration=duration, frames=frames), strict=strict,
-        overwrite=overwrite, progress=not quiet, encoders=_encoders(encoders), segment_seconds=segment_seconds,
+        overwrite=overwrite, progress=not quiet, dedup=dedup, encoders=_encoders(encoders),
+        segment_seconds=segment_seconds,
     )
     if backend not in ("local", "ray"):
         raise typer.BadParameter("must be local or ray", param_hint="--backend")
+    if devices is None and backend == "local" and pick_device(device).type == "cpu":
+        # This command owns its process, and on the CPU every batch allocates and frees the same
+        # large tensors: malloc should keep that memory (engine/cpu_memory.py). Segmented runs
+        # do this in their CPU workers; a library call leaves the process as it finds it.
+        keep_freed_memory()
     if is_batch(inputs, output):
         chunks = _chunk_options(devices, device, segment_seconds, work_dir, backend, address)
         _upscale_queue(inputs, output, opts, chunks, recursive=recursive, glob=glob, quiet=quiet)
@@ -116,9 +127,10 @@ def upscale(
         run = upscale_image if image else upscale_video
         result = run(input, output, opts)
     if not quiet:
-        typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.frames} frame(s), "
-                   f"{result.seconds:.1f} s, {result.fps:.2f} fps"
-                   f"{f', {result.encoders} encoders at once' if result.encoders > 1 else ''})", err=True)
+        reused = f", {result.reused} reused" if dedup and not image else ""
+        lanes = f", {result.encoders} encoders at once" if getattr(result, "encoders", 1) > 1 else ""
+        typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.frames} frame(s){reused}, "
+                   f"{result.seconds:.1f} s, {result.fps:.2f} fps{lanes})", err=True)
     logging.getLogger(__name__).debug("done: %s", result)
 
 
@@ -169,7 +181,10 @@ def summary_table(batch: BatchResult) -> str:
     rows = [("file", "status", "frames", "seconds", "fps", "note")]
     for f in batch.files:
         if f.status == "done":
-            note = f"{len(f.result.warnings)} warning(s)" if f.result and f.result.warnings else ""
+            notes = [f"{len(f.result.warnings)} warning(s)"] if f.result and f.result.warnings else []
+            if f.result and f.result.reused:
+                notes.append(f"{f.result.reused} reused")
+            note = ", ".join(notes)
             rows.append((str(f.input), f.status, str(f.frames), f"{f.seconds:.1f}", f"{f.fps:.2f}", note))
         else:
             rows.append((str(f.input), f.status, "-", "-", "-", f.reason))

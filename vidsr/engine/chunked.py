@@ -32,6 +32,7 @@ from typing import Literal
 
 import torch
 
+from vidsr.engine.cpu_memory import keep_freed_memory
 from vidsr.engine.device import pick_device, pick_dtype
 from vidsr.engine.jobdir import JobDir, job_folder, job_key
 from vidsr.engine.options import UpscaleOptions, UpscaleResult
@@ -170,7 +171,8 @@ def upscale_video_chunked(input_path: Path, output: Path | None, options: Upscal
                 raise
             job.remove()
     frames = sum(len(r.pts) for r in reports.values())
-    return UpscaleResult(plan.output, frames, *plan.out_size, time.perf_counter() - start, warnings)
+    return UpscaleResult(plan.output, frames, *plan.out_size, time.perf_counter() - start, warnings,
+                         reused=sum(r.held for r in reports.values()))
 
 
 def _key(plan: VideoPlan, options: UpscaleOptions, chunks: ChunkOptions, precision: dict[str, str],
@@ -186,6 +188,7 @@ def _key(plan: VideoPlan, options: UpscaleOptions, chunks: ChunkOptions, precisi
         "out_size": plan.out_size, "encode": dataclasses.asdict(plan.encode),
         "tile": (options.speed.tile, options.speed.tile_pad), "window": dataclasses.asdict(options.window),
         "segment_seconds": chunks.segment_seconds,
+        "dedup": options.dedup,  # reused outputs differ (slightly) from computed ones
     })
 
 
@@ -359,6 +362,8 @@ def _worker_main(device: str, threads: int, conn: mp.connection.Connection) -> N
         signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may still write to the terminal
     threading.Thread(target=_exit_with_parent, daemon=True, name="vidsr-parent-watch").start()
     torch.set_num_threads(threads)
+    if device_kind(device) == "cpu":
+        keep_freed_memory()  # this process runs CPU batches only; see cpu_memory.py
     cache: dict = {}
     while True:
         try:

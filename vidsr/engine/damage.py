@@ -22,6 +22,7 @@ def merge_reports(reports: Sequence[DecodeReport]) -> DecodeReport:
         merged.dropped += r.dropped
         merged.resized += r.resized
         merged.truncated = r.truncated or merged.truncated
+        merged.held += r.held
     return merged
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from vidsr.engine.dedup import HeldFrameDetector
+from vidsr.engine.dedup_batches import FrameBatch, fill_batches, write_repeated
 from vidsr.engine.threads import Consumer, Crew, Producer, StopPipeline
 from vidsr.engine.upscaler import FrameUpscaler
 
@@ -48,8 +50,13 @@ class BufferPool:
 def run_pipeline(frames: Callable[[], Iterable[np.ndarray]], upscaler: FrameUpscaler,
                  sink: Callable[[np.ndarray], None], *, batch: int, frame_shape: tuple[int, int, int],
                  frame_dtype: torch.dtype = torch.uint8, on_progress: Callable[[int], None] | None = None,
-                 pad_last_batch: bool = False, interrupt: Callable[[], None] | None = None) -> int:
+                 pad_last_batch: bool = False, interrupt: Callable[[], None] | None = None,
+                 detector: HeldFrameDetector | None = None) -> int:
     """Upscale every frame from `frames()` and pass the results, in order, to `sink`. Returns the count.
+
+    With a `detector`, a frame it finds held (repeating the one before) skips the network
+    and the previous output is written again (see dedup_batches.py); `detector.held` then
+    says how many.
 
     Frames are [H,W,C] arrays (`frame_shape`, `frame_dtype`: uint8 or uint16; C = 3, or 4 with alpha).
     `frames` runs in its own thread, `sink` in another; the network runs in the caller's.
@@ -66,34 +73,24 @@ def run_pipeline(frames: Callable[[], Iterable[np.ndarray]], upscaler: FrameUpsc
     out_pool = BufferPool(crew, QUEUE_DEPTH + 2, (batch, *upscaler.formatter.frame_shape),
                           dtype=upscaler.formatter.dtype, pinned=pinned)
 
-    def batches() -> Iterator[tuple[torch.Tensor, int]]:
-        buf, view, n = None, None, 0
-        for rgb in frames():
-            if buf is None:
-                buf = in_pool.take()
-                view = buf.numpy()
-            np.copyto(view[n], rgb)
-            n += 1
-            if n == batch:
-                yield buf, n
-                buf, n = None, 0
-        if buf is not None:
-            yield buf, n
+    def batches() -> Iterator[FrameBatch]:
+        return fill_batches(frames(), in_pool.take, batch, detector)
 
-    def encode(item: tuple[torch.Tensor, int, torch.cuda.Event | None]) -> None:
-        out, n, ready = item
+    def encode(item: tuple[torch.Tensor, list[int], torch.cuda.Event | None]) -> None:
+        out, repeats, ready = item
         if ready is not None:
             ready.synchronize()
-        sink(out[:n].numpy())
+        write_repeated(sink, out[:len(repeats)].numpy(), repeats)
         out_pool.give(out)
 
-    producer: Producer[tuple[torch.Tensor, int]] = Producer(crew, batches, maxsize=QUEUE_DEPTH, name="vidsr-decode")
-    consumer: Consumer[tuple[torch.Tensor, int, torch.cuda.Event | None]] = Consumer(
+    producer: Producer[FrameBatch] = Producer(crew, batches, maxsize=QUEUE_DEPTH, name="vidsr-decode")
+    consumer: Consumer[tuple[torch.Tensor, list[int], torch.cuda.Event | None]] = Consumer(
         crew, encode, maxsize=QUEUE_DEPTH, name="vidsr-encode")
     count = 0
-    buf = x = y = out = None
+    item = buf = x = y = out = None
     try:
-        for buf, n in producer:
+        for item in producer:
+            buf, n = item.buf, item.count
             # A compiled network would recompile for a short last batch: run it full-size instead.
             x = upscaler.receive(buf if pad_last_batch else buf[:n])
             in_pool.give(buf)
@@ -101,15 +98,15 @@ def run_pipeline(frames: Callable[[], Iterable[np.ndarray]], upscaler: FrameUpsc
             y = upscaler.process(x)
             x = None
             out = out_pool.take()
-            consumer.put((out, n, upscaler.download(y[:n], out[:n])))
+            consumer.put((out, item.repeats, upscaler.download(y[:n], out[:n])))
             out = y = None
-            count += n
+            count += item.frames_out
             if on_progress is not None:
-                on_progress(n)
+                on_progress(item.frames_out)
         consumer.finish()
     except BaseException as exc:
         crew.fail(exc)
-        buf = x = y = out = None  # the traceback keeps this frame alive: let go of its tensors now
+        item = buf = x = y = out = None  # the traceback keeps this frame alive: let go of its tensors now
         crew.shutdown(interrupt)
         in_pool.clear()
         out_pool.clear()

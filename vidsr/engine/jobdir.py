@@ -144,7 +144,8 @@ class JobDir:
         except (OSError, ValueError):
             return None
         return DecodeReport(pts=data["pts"], concealed=data["concealed"], replaced=data["replaced"],
-                            dropped=data["dropped"], truncated=data["truncated"])
+                            dropped=data["dropped"], resized=data.get("resized", 0), truncated=data["truncated"],
+                            held=data.get("held", 0))
 
     def record(self, seg: Segment, report: DecodeReport) -> None:
         """Called once the segment's video is in place under `video(seg)`."""

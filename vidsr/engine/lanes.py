@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -25,9 +24,12 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
+from vidsr.engine.dedup import HeldFrameDetector
+from vidsr.engine.dedup_batches import fill_batches, write_repeated
 from vidsr.engine.frame_pipeline import QUEUE_DEPTH, BufferPool
 from vidsr.engine.options import UpscaleOptions
 from vidsr.engine.segments import Segment, plan_segments
+from vidsr.engine.thread_budget import available_cores, budget_for
 from vidsr.engine.threads import Crew, StopPipeline
 from vidsr.engine.upscaler import FrameUpscaler
 from vidsr.engine.video_part import make_upscaler, open_part_encoder, open_reader
@@ -53,8 +55,7 @@ def auto_lanes(device: torch.device, cores: int | None = None) -> int:
     there are cores for more than one encoder."""
     if device.type != "cuda":
         return 1
-    if cores is None:  # the cores this process may use (a container's share), where the OS says
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cores if cores is not None else available_cores()
     return max(1, min(MAX_AUTO_LANES, cores // CORES_PER_ENCODER))
 
 
@@ -83,14 +84,17 @@ class _Lane(Generic[S]):
 def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
               frames: Callable[[S], Iterable[np.ndarray]], encoder: Callable[[S], FrameEncoder],
               batch: int, frame_shape: tuple[int, int, int], frame_dtype: torch.dtype = torch.uint8,
-              on_progress: Callable[[int], None] | None = None, pad_last_batch: bool = False) -> int:
+              on_progress: Callable[[int], None] | None = None, pad_last_batch: bool = False,
+              detector: Callable[[S], HeldFrameDetector | None] | None = None) -> int:
     """Upscale every segment's frames, encoding up to `lanes` segments at once; returns the frame count.
 
     `frames(seg)` gives a segment's frames ([H,W,C] arrays of `frame_shape`, `frame_dtype`), in
     a decode thread of its lane; `encoder(seg)` opens the segment's encoder, in the lane's encode
-    thread, which closes it after the segment's last frame. The network runs in the caller's
-    thread. On any failure (or Ctrl-C) every thread is stopped, open encoders are aborted, and
-    the first error is raised here; the caller removes the segment files.
+    thread, which closes it after the segment's last frame. With `detector(seg)`, the segment's
+    held frames skip the network and repeat the previous output (dedup_batches.py), as in
+    run_pipeline. The network runs in the caller's thread. On any failure (or Ctrl-C) every
+    thread is stopped, open encoders are aborted, and the first error is raised here; the
+    caller removes the segment files.
     """
     crew = Crew()
     pinned = upscaler.is_cuda
@@ -107,20 +111,11 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
 
     def decode(lane: _Lane) -> None:
         while (seg := next_segment()) is not None:
-            buf, view, n = None, None, 0
-            for rgb in frames(seg):
-                if buf is None:
-                    buf = lane.in_pool.take()
-                    view = buf.numpy()
-                np.copyto(view[n], rgb)
-                n += 1
-                if n == batch:
-                    crew.put(lane.inbox, (seg, buf, n))
-                    buf, n = None, 0
-            if buf is not None:
-                crew.put(lane.inbox, (seg, buf, n))
-            crew.put(lane.inbox, (seg, _END, 0))
-        crew.put(lane.inbox, (None, _LANE_DONE, 0))
+            held = detector(seg) if detector is not None else None
+            for item in fill_batches(frames(seg), lane.in_pool.take, batch, held):
+                crew.put(lane.inbox, (seg, item))
+            crew.put(lane.inbox, (seg, _END))
+        crew.put(lane.inbox, (None, _LANE_DONE))
 
     def encode(lane: _Lane) -> None:
         while True:
@@ -128,7 +123,7 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
             if item is _LANE_DONE:
                 lane.done.set()
                 return
-            seg, out, n, ready = item
+            seg, out, repeats, ready = item
             if out is _END:
                 if lane.encoder is not None:  # a segment that decoded to nothing has no file
                     lane.encoder.close()
@@ -138,7 +133,7 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
                 lane.encoder = encoder(seg)
             if ready is not None:
                 ready.synchronize()
-            lane.encoder.write(out[:n].numpy())
+            write_repeated(lane.encoder.write, out[:len(repeats)].numpy(), repeats)
             lane.out_pool.give(out)
 
     for lane in pool:
@@ -151,42 +146,41 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
                 lane.encoder.interrupt()
 
     count = 0
-    buf = x = y = out = None
+    item = x = y = out = None
     try:
         # One batch from each lane in turn: were batches taken as they arrive, the lane whose
         # decoder runs ahead would fill the network's time while the other encoders starve.
         turn = list(pool)
         while turn:
             for lane in list(turn):
-                seg, buf, n = crew.get(lane.inbox)  # type: ignore[misc]
-                if buf is _LANE_DONE:
+                seg, item = crew.get(lane.inbox)  # type: ignore[misc]
+                if item is _LANE_DONE:
                     crew.put(lane.outbox, _LANE_DONE)
                     turn.remove(lane)
-                    buf = None
                     continue
-                if buf is _END:
-                    crew.put(lane.outbox, (seg, _END, 0, None))
-                    buf = None
+                if item is _END:
+                    crew.put(lane.outbox, (seg, _END, [], None))
                     continue
+                n = item.count
                 # A compiled network would recompile for a short last batch: run it full-size instead.
-                x = upscaler.receive(buf if pad_last_batch else buf[:n])
-                lane.in_pool.give(buf)
-                buf = None
+                x = upscaler.receive(item.buf if pad_last_batch else item.buf[:n])
+                lane.in_pool.give(item.buf)
                 y = upscaler.process(x)
                 x = None
                 out = lane.out_pool.take()
-                crew.put(lane.outbox, (seg, out, n, upscaler.download(y[:n], out[:n])))
+                crew.put(lane.outbox, (seg, out, item.repeats, upscaler.download(y[:n], out[:n])))
                 out = y = None
-                count += n
+                count += item.frames_out
                 if on_progress is not None:
-                    on_progress(n)
+                    on_progress(item.frames_out)
+                item = None
         for lane in pool:
             while not lane.done.wait(0.05):
                 if crew.stop.is_set():
                     raise StopPipeline
     except BaseException as exc:
         crew.fail(exc)
-        buf = x = y = out = None  # the traceback keeps this frame alive: let go of its tensors now
+        item = x = y = out = None  # the traceback keeps this frame alive: let go of its tensors now
         crew.shutdown(interrupt)
         for lane in pool:
             if lane.encoder is not None:
@@ -237,22 +231,36 @@ def upscale_in_lanes(plan: VideoPlan, options: UpscaleOptions, model: ModelDescr
     info = plan.info
     upscaler, batch = make_upscaler(plan, options, model, device_spec)
     lanes = options.encoders or auto_lanes(upscaler.device)
+    threads = budget_for(upscaler.device)
     # Segments carry exact timestamp bounds: the window is already in them.
     whole = dataclasses.replace(options, window=Window())
     readers: dict[int, FrameReader] = {}
+    # One detector per segment: a segment's first frame has no previous output in its file to repeat.
+    detectors: dict[int, HeldFrameDetector] = {}
     paths = {seg.index: path for seg, path in zip(segments, part_paths)}
 
     def frames(seg: Segment) -> FrameReader:
-        readers[seg.index] = reader = open_reader(plan, whole, (seg.start, seg.end))
+        readers[seg.index] = reader = open_reader(plan, whole, (seg.start, seg.end), threads)
         return reader
 
     def encoder(seg: Segment) -> FrameEncoder:
-        return open_part_encoder(plan, paths[seg.index], upscaler.formatter.pix_fmt)
+        return open_part_encoder(plan, paths[seg.index], upscaler.formatter.pix_fmt, threads)
+
+    def detector(seg: Segment) -> HeldFrameDetector | None:
+        if not options.dedup:
+            return None
+        detectors[seg.index] = held = HeldFrameDetector()
+        return held
 
     log.info("%d encoders at once on %d segments", min(lanes, len(segments)), len(segments))
     run_lanes(segments, lanes, upscaler, frames=frames, encoder=encoder, batch=batch,
               frame_shape=(info.height, info.width, plan.channels),
               frame_dtype=torch.uint16 if info.bits > 8 else torch.uint8, on_progress=on_progress,
-              pad_last_batch=bool(options.speed.compile))
-    return [(paths[seg.index], readers[seg.index].report if seg.index in readers else DecodeReport())
-            for seg in segments]
+              pad_last_batch=bool(options.speed.compile), detector=detector)
+    parts = []
+    for seg in segments:
+        report = readers[seg.index].report if seg.index in readers else DecodeReport()
+        if seg.index in detectors:
+            report.held = detectors[seg.index].held
+        parts.append((paths[seg.index], report))
+    return parts

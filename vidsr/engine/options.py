@@ -28,7 +28,8 @@ class UpscaleOptions:
     strict: bool = False                # damaged input is an error rather than a warning
     overwrite: bool = False
     progress: bool = True
-    decode_threads: int = 0             # 0: FFmpeg picks
+    decode_threads: int = 0             # 0: one on the CPU (the network has the cores), else FFmpeg picks
+    dedup: bool = False                 # a frame repeating the previous one reuses its output (engine/dedup.py)
     encoders: int | None = None         # encoders at once on consecutive segments; None: lanes.auto_lanes
     segment_seconds: float | None = None  # their segment length; None: from the duration (lanes.py)
 
@@ -64,7 +65,8 @@ class UpscaleResult:
     height: int
     seconds: float
     warnings: tuple[str, ...] = ()
-    encoders: int = 1             # encoders that ran at once
+    reused: int = 0                     # frames given the previous frame's output (--dedup)
+    encoders: int = 1                   # encoders that ran at once (--encoders)
 
     @property
     def fps(self) -> float:

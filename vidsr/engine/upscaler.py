@@ -100,7 +100,9 @@ class FrameUpscaler:
         Once this returns, `frames` may be reused by the caller.
         """
         if not self.is_cuda:
-            return frames.permute(0, 3, 1, 2).clone()  # a copy: the caller reuses `frames`
+            # Straight to float: the copy the caller needs (it reuses `frames`) is then the only one.
+            top = 255 if frames.dtype == torch.uint8 else 65535
+            return frames.permute(0, 3, 1, 2).to(self.dtype).div_(top)
         assert self.upload_stream is not None
         compute = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self.upload_stream):

@@ -57,4 +57,5 @@ def upscale_video(input_path: Path, output: Path | None, options: UpscaleOptions
                 tmp.unlink()
     frames = sum(len(report.pts) for _, report in parts)
     lanes = min(options.encoders or auto_lanes(device), len(segments)) if segments else 1
-    return UpscaleResult(plan.output, frames, *plan.out_size, time.perf_counter() - start, warnings, encoders=lanes)
+    return UpscaleResult(plan.output, frames, *plan.out_size, time.perf_counter() - start, warnings,
+                         reused=sum(report.held for _, report in parts), encoders=lanes)

@@ -46,6 +46,7 @@ class DecodeReport:
     dropped: int = 0         # failed packets with no usable timestamp, so no frame could stand in
     resized: int = 0         # frames decoded at another size than the video's, scaled to it
     truncated: str | None = None  # why reading stopped early, if it did
+    held: int = 0            # frames that repeat the one before (--dedup) and were given its output
 
 
 class FrameReader:

@@ -26,6 +26,7 @@ from vidsr.choices import EncoderBackend
 from vidsr.errors import EncoderError, OptionError
 from vidsr.io.color import ColorInfo, OutputTags, output_tags
 from vidsr.io.hdr import HdrMetadata
+from vidsr.io.hwenc import check_hardware_encoder, is_hardware_encoder
 from vidsr.io.pixel_formats import RAW_LAYOUTS, is_packed_rgb, subsampled_chroma
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class EncodeSettings:
     preset: str | None = "medium"
     pix_fmt: str | None = None
     backend: EncoderBackend = "auto"
+    threads: int = 0              # encoder threads; 0: the encoder's own choice (from the cores)
 
     def codec_options(self, hdr: HdrMetadata | None = None) -> dict[str, str]:
         """Encoder private options, identical for both back ends; `hdr` adds HDR10 metadata."""
@@ -71,6 +73,13 @@ def validate_settings(settings: EncodeSettings) -> None:
             av.VideoFormat(settings.pix_fmt)
         except ValueError as exc:
             raise OptionError(f"unknown pixel format {settings.pix_fmt!r}") from exc
+    if settings.threads < 0:
+        raise OptionError(f"encoder threads must be >= 0 (0: the encoder's choice), not {settings.threads}")
+    if settings.codec is not None and is_hardware_encoder(settings.codec):
+        # A hardware encoder the machine lacks fails only when opened, deep in a run: try a tiny
+        # one now, the way the run will open it (ffmpeg binary or PyAV), and refuse in one line.
+        exe = find_ffmpeg(encoder=settings.codec) if settings.backend in ("auto", "ffmpeg") else None
+        check_hardware_encoder(settings.codec, pix_fmt=settings.pix_fmt, ffmpeg_exe=exe)
 
 
 # The oldest FFmpeg vidsr drives as a binary: 5.1 (libavcodec 59.37, Debian 12's). Earlier
@@ -250,6 +259,8 @@ class FfmpegProcessEncoder:
             "vcodec": settings.codec, "pix_fmt": settings.pix_fmt, **_tag_options(tags),
             **settings.codec_options(hdr),
         }
+        if settings.threads:
+            out_kwargs["threads"] = str(settings.threads)
         if container_format:
             out_kwargs["format"] = container_format
         args = ffmpeg.compile(ffmpeg.output(scaled, str(path), **out_kwargs), cmd=exe, overwrite_output=True)
@@ -322,6 +333,11 @@ class PyAVEncoder:
         stream = self._container.add_stream(settings.codec, rate=rate, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
         ctx = stream.codec_context
+        # PyAV asks for slice threads only, which makes x264 split every frame into slices
+        # (sliced_threads=1): a third slower than the frame threads the ffmpeg binary uses, and
+        # larger files (docs/encoder.md). AUTO lets the encoder pick, as the binary does.
+        ctx.thread_type = "AUTO"
+        ctx.thread_count = settings.threads
         ctx.colorspace, ctx.color_range = tags.av_matrix, 2 if tags.full_range else 1
         ctx.color_primaries, ctx.color_trc = tags.av_primaries, tags.av_trc
         if sar is not None:
