@@ -191,3 +191,22 @@ def test_ctrl_c_in_lanes_stops_every_encoder(clip: Path, tmp_path: Path) -> None
                   frame_shape=(info.height, info.width, 3), on_progress=progress)
     assert not [t for t in threading.enumerate() if t.name.startswith("vidsr-") and t.is_alive()]
     assert opened and all(enc._proc.poll() is not None for enc in opened)
+
+
+def test_dedup_with_two_encoders(clip: Path, tmp_path: Path) -> None:
+    """--dedup in lanes: every frame out, held frames reused in each segment; only a segment's first
+    frame, which has no earlier output in its file, cannot be."""
+    results = {}
+    with one_torch_thread():
+        for lanes in (1, 2):
+            opts = UpscaleOptions(device="cpu", progress=False, encoders=lanes, segment_seconds=0.3, dedup=True,
+                                  encode=EncodeSettings(preset="ultrafast"))
+            results[lanes] = upscale_video(clip, tmp_path / f"d{lanes}.mp4", opts, model=tiny_model())
+    one, two = results[1], results[2]
+    assert two.encoders == 2 and two.frames == one.frames
+    assert one.reused > 0
+    with av.open(str(two.output)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == two.frames
+    with av.open(str(two.output)) as c:
+        keyframes = sum(1 for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe)
+    assert one.reused - keyframes <= two.reused <= one.reused
