@@ -143,24 +143,33 @@ class CompiledNetwork:
         self.asked_mode = mode       # None: chosen from the first input
         self.mode: str | None = None
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._seen: set[tuple] = set()  # input shapes already compiled for
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        with cache_scope(self.cache):
-            if self._compiled is None:
-                self._compiled = self._compile(x)
-            if self.mode == "reduce-overhead":
-                # Each call is a new step: the previous call's outputs are consumed by now.
-                torch.compiler.cudagraph_mark_step_begin()
-            try:
-                return self._compiled(x)
-            except Exception as exc:
-                if self.mode != "tensorrt" or is_oom(exc):
-                    raise
-                log.warning("TensorRT could not build this network (%s): using torch.compile instead",
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                self.tensorrt = False
-                self._compiled = self._compile(x)
-                return self._compiled(x)
+        # The environment is changed only for calls that compile (a shape not seen yet): setenv
+        # while decoder threads may call getenv is not thread-safe in C, so not once per batch.
+        key = (tuple(x.shape), x.dtype)
+        with cache_scope(self.cache) if key not in self._seen else contextlib.nullcontext():
+            y = self._call(x)
+        self._seen.add(key)
+        return y
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        if self._compiled is None:
+            self._compiled = self._compile(x)
+        if self.mode == "reduce-overhead":
+            # Each call is a new step: the previous call's outputs are consumed by now.
+            torch.compiler.cudagraph_mark_step_begin()
+        try:
+            return self._compiled(x)
+        except Exception as exc:
+            if self.mode != "tensorrt" or is_oom(exc):
+                raise
+            log.warning("TensorRT could not build this network (%s): using torch.compile instead",
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self.tensorrt = False
+            self._compiled = self._compile(x)
+            return self._compiled(x)
 
     def _compile(self, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         if self.tensorrt:
