@@ -157,3 +157,21 @@ def test_expected_frames_from_header_and_window(media: Path) -> None:
     assert expected_frames(info, Window(duration=2.0)) == 50
     assert expected_frames(info, Window(start=2.0, frames=100)) == 27
     assert expected_frames(info, Window(frames=10)) == 10
+
+
+def test_progress_bar_shows_the_compile_until_the_first_batch() -> None:
+    import io
+
+    from tqdm import tqdm
+
+    from vidsr.engine.options import UpscaleOptions
+    from vidsr.engine.progress import frame_counter
+
+    with tqdm(total=8, file=io.StringIO()) as bar:
+        progress = frame_counter(bar, UpscaleOptions(speed=SpeedOptions(compile=True)))
+        assert "compiling the network" in (bar.postfix or "")
+        progress(4)
+        assert not bar.postfix and bar.n == 4
+    with tqdm(total=8, file=io.StringIO()) as bar:
+        frame_counter(bar, UpscaleOptions(speed=SpeedOptions(compile=False)))
+        assert not bar.postfix
