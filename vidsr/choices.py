@@ -28,7 +28,15 @@ class EncoderBackendChoice(str, Enum):
     pyav = "pyav"
 
 
+class SegmentBackendChoice(str, Enum):
+    """Where the segments of a segmented run go: worker processes here, or tasks on a Ray cluster."""
+
+    local = "local"
+    ray = "ray"
+
+
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 EncoderBackend = Literal["auto", "ffmpeg", "pyav"]
+SegmentBackend = Literal["local", "ray"]
 PRECISIONS: tuple[str, ...] = tuple(p.value for p in PrecisionChoice)
 ENCODER_BACKENDS: tuple[str, ...] = tuple(b.value for b in EncoderBackendChoice)

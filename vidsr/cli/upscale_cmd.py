@@ -4,10 +4,12 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import typer
 
+from vidsr.choices import (EncoderBackend, EncoderBackendChoice, Precision, PrecisionChoice, SegmentBackend,
+                           SegmentBackendChoice)
 from vidsr.errors import OptionError
 
 if TYPE_CHECKING:  # the engine is imported when the command runs, so `vidsr --help` stays fast
@@ -37,7 +39,8 @@ def upscale(
                                         help="Frames per network call (default: from free GPU memory; 4 on CPU)."),
     half: Optional[bool] = typer.Option(None, "--half/--no-half",
                                         help="fp16 inference (default: on for CUDA, off for CPU)."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, fp16 or bf16 (overrides --half)."),
+    precision: PrecisionChoice = typer.Option(PrecisionChoice.auto, "--precision",
+                                              help="Network arithmetic (overrides --half)."),
     tile: int = typer.Option(0, "--tile", help="Run the network on tiles of this size (0: whole frames)."),
     tile_pad: int = typer.Option(16, "--tile-pad", help="Context pixels around each tile."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the network "
@@ -74,10 +77,12 @@ def upscale(
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Folder in which vidsr makes this output's "
                                             "job folder, where finished segments are kept for a rerun (default: "
                                             "beside the output). Only that job folder is removed, after success."),
-    backend: str = typer.Option("local", "--backend", help="local (worker processes) or ray (an existing Ray "
-                                "cluster, see --address)."),
+    backend: SegmentBackendChoice = typer.Option(SegmentBackendChoice.local, "--backend",
+                                                 help="Segmented runs: local worker processes, or ray (an existing "
+                                                 "Ray cluster, see --address)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start Ray here)."),
-    encoder: str = typer.Option("auto", "--encoder", help="auto (ffmpeg binary if found, else PyAV), ffmpeg or pyav."),
+    encoder: EncoderBackendChoice = typer.Option(EncoderBackendChoice.auto, "--encoder",
+                                                 help="auto (ffmpeg binary if found, else PyAV), ffmpeg or pyav."),
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -94,33 +99,31 @@ def upscale(
     from vidsr.io.encode import EncodeSettings
     from vidsr.io.image import is_image
 
-    if encoder not in ("auto", "ffmpeg", "pyav"):
-        raise typer.BadParameter("must be auto, ffmpeg or pyav", param_hint="--encoder")
-    if precision == "auto" and half is not None:
-        precision = "fp16" if half else "fp32"
+    arithmetic = cast(Precision, precision.value)
+    if arithmetic == "auto" and half is not None:
+        arithmetic = "fp16" if half else "fp32"
     opts = UpscaleOptions(
-        model=model, scale=scale, device=device, batch=batch, precision=precision,
+        model=model, scale=scale, device=device, batch=batch, precision=arithmetic,
         speed=SpeedOptions(channels_last=channels_last, compile=compile, trt=trt,
                            cudnn_benchmark=cudnn_benchmark, tile=tile, tile_pad=tile_pad),
-        encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=encoder),  # type: ignore[arg-type]
+        encode=EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=cast(EncoderBackend, encoder.value)),
         window=Window(start=start, duration=duration, frames=frames), strict=strict,
         overwrite=overwrite, progress=not quiet, dedup=dedup, encoders=_encoders(encoders),
         segment_seconds=segment_seconds,
     )
-    if backend not in ("local", "ray"):
-        raise typer.BadParameter("must be local or ray", param_hint="--backend")
-    if devices is None and backend == "local" and pick_device(device).type == "cpu":
+    runner = cast(SegmentBackend, backend.value)
+    if devices is None and runner == "local" and pick_device(device).type == "cpu":
         # This command owns its process, and on the CPU every batch allocates and frees the same
         # large tensors: malloc should keep that memory (engine/cpu_memory.py). Segmented runs
         # do this in their CPU workers; a library call leaves the process as it finds it.
         keep_freed_memory()
     if is_batch(inputs, output):
-        chunks = _chunk_options(devices, device, segment_seconds, work_dir, backend, address)
+        chunks = _chunk_options(devices, device, segment_seconds, work_dir, runner, address)
         _upscale_queue(inputs, output, opts, chunks, recursive=recursive, glob=glob, quiet=quiet)
         return
     input = inputs[0]
     image = is_image(input)
-    chunks = None if image else _chunk_options(devices, device, segment_seconds, work_dir, backend, address)
+    chunks = None if image else _chunk_options(devices, device, segment_seconds, work_dir, runner, address)
     if chunks is not None:
         result = upscale_video_chunked(input, output, opts, chunks)
     else:
@@ -144,7 +147,7 @@ def _encoders(value: str) -> Optional[int]:
 
 
 def _chunk_options(devices: Optional[str], device: str, segment_seconds: Optional[float], work_dir: Optional[Path],
-                   backend: str, address: Optional[str]) -> Optional[ChunkOptions]:
+                   backend: SegmentBackend, address: Optional[str]) -> Optional[ChunkOptions]:
     """Options of the segmented path, or None when the run is an ordinary one."""
     from vidsr.engine.chunked import ChunkOptions, parse_devices
 
@@ -152,7 +155,7 @@ def _chunk_options(devices: Optional[str], device: str, segment_seconds: Optiona
         return None
     return ChunkOptions(devices=parse_devices(devices) if devices else (device,),
                         segment_seconds=segment_seconds or ChunkOptions.segment_seconds, work_dir=work_dir,
-                        backend=backend, address=address)  # type: ignore[arg-type]
+                        backend=backend, address=address)
 
 
 # -- queues -----------------------------------------------------------------------------------

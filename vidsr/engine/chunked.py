@@ -28,10 +28,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 
+from vidsr.choices import SegmentBackend
 from vidsr.engine.cpu_memory import keep_freed_memory
 from vidsr.engine.device import pick_device, pick_dtype
 from vidsr.engine.jobdir import JobDir, job_folder, job_key
@@ -57,7 +57,7 @@ class ChunkOptions:
     devices: tuple[str, ...] = ("auto",)   # one worker per entry: "cpu", "cuda", "cuda:1", ...
     segment_seconds: float = 30.0
     work_dir: Path | None = None            # where the job folder goes; default: beside the output
-    backend: Literal["local", "ray"] = "local"
+    backend: SegmentBackend = "local"
     address: str | None = None              # Ray cluster address; None starts a local Ray instance
 
 
