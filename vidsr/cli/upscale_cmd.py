@@ -55,7 +55,8 @@ def upscale(
                                         "(default: like the input: libx264; libx265 for HEVC or gray; "
                                         "an alpha-capable codec for alpha)."),
     crf: float = typer.Option(18, "--crf", help="Constant rate factor (lower is better quality)."),
-    preset: str = typer.Option("medium", "--preset", help="Encoder preset (e.g. veryfast, medium, slow)."),
+    preset: str = typer.Option("medium", "--preset", help="Encoder preset: ultrafast .. placebo (x264, x265); SVT-AV1 also "
+                                "takes its numbers -2..13 and maps the names onto them (medium: 7)."),
     pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="Output pixel format (default: the input's, "
                                           "e.g. yuv420p, yuv420p10le for 10-bit)."),
     start: float = typer.Option(0.0, "--start", help="Seconds into the video to start at."),

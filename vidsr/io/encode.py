@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 _CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"}
 _PRESET_CODECS = {"libx264", "libx265", "libsvtav1"}
+# x264's and x265's preset names, fastest first. SVT-AV1 numbers its presets instead (13 fastest
+# .. 0 slowest); the same names map onto its range so that one --preset (the default "medium"
+# included) means the same trade-off whatever the codec.
+_NAMED_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                  "placebo")
+_SVT_AV1_PRESETS = dict(zip(_NAMED_PRESETS, (12, 11, 10, 9, 8, 7, 5, 4, 3, 2)))
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class EncodeSettings:
             if self.codec == "libvpx-vp9":
                 opts["b"] = "0"  # VP9 needs bitrate 0 for constant-quality mode
         if self.preset is not None and self.codec in _PRESET_CODECS:
-            opts["preset"] = str(self.preset)
+            opts["preset"] = _preset_option(self.codec, str(self.preset))
         if self.codec == "libx265":
             opts["x265-params"] = "log-level=error"  # x265 otherwise prints pages of statistics
         for key, value in (hdr.encoder_params(self.codec) if hdr else {}).items():
@@ -62,7 +68,30 @@ class EncodeSettings:
         return opts
 
 
+def _preset_option(codec: str, preset: str) -> str:
+    """The encoder's own spelling of `preset` (SVT-AV1 takes a number; names are mapped onto it)."""
+    if codec == "libsvtav1" and preset in _SVT_AV1_PRESETS:
+        return str(_SVT_AV1_PRESETS[preset])
+    return preset
+
+
+def _check_preset(codec: str | None, preset: str | None) -> None:
+    # No codec named: the output's is chosen like the input's (formats.py), x264 or x265 unless the
+    # input has alpha, and both take the named presets.
+    codec = codec or "libx264"
+    if preset is None or codec not in _PRESET_CODECS:
+        return
+    if codec == "libsvtav1":
+        if preset in _SVT_AV1_PRESETS or (preset.lstrip("-").isdigit() and -2 <= int(preset) <= 13):
+            return
+        raise OptionError(f"--preset {preset!r} is not one libsvtav1 takes: -2..13 (13 fastest) or "
+                          f"{', '.join(_NAMED_PRESETS)}")
+    if preset not in _NAMED_PRESETS:
+        raise OptionError(f"--preset {preset!r} is not one {codec} takes: {', '.join(_NAMED_PRESETS)}")
+
+
 def validate_settings(settings: EncodeSettings) -> None:
+    _check_preset(settings.codec, None if settings.preset is None else str(settings.preset))
     if settings.codec is not None:
         try:
             av.codec.Codec(settings.codec, "w")
@@ -314,7 +343,12 @@ class FfmpegProcessEncoder:
             return f"killed by signal {-self._proc.returncode}"
         self._stderr.seek(0)
         lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else "no message"
+        if not lines:
+            return "no message"
+        # FFmpeg's last line is generic ("Error while opening encoder..."); the encoder library's
+        # own complaint before it (e.g. SVT-AV1's "Source Height must be at least 64") is the cause.
+        causes = [line for line in lines[:-1] if "error" in line.lower()]
+        return f"{causes[0].strip()} ({lines[-1].strip()})" if causes else lines[-1]
 
 
 class PyAVEncoder:
