@@ -165,3 +165,18 @@ def test_upscale_refuses_nvenc_on_an_h200_before_any_work(codec: str, chunked: b
                                "(NVIDIA H200: "), lines[0]
     assert len(opened) == 1           # asked once, with a tiny encoder
     assert list(out_dir.iterdir()) == []  # nothing written, not even a job folder
+
+
+def test_crf_and_preset_become_each_hardware_encoders_own_terms() -> None:
+    """A hardware encoder has no CRF: --crf asks for its constant-quality mode, --preset for its own names."""
+    from vidsr.io.encode import EncodeSettings
+
+    nvenc = EncodeSettings(codec="h264_nvenc", crf=20, preset="medium").codec_options()
+    assert nvenc == {"rc": "vbr", "cq": "20", "b": "0", "preset": "p4"}
+    assert EncodeSettings(codec="hevc_nvenc", crf=18, preset="veryslow").codec_options()["preset"] == "p7"
+    assert EncodeSettings(codec="av1_qsv", crf=25, preset="ultrafast").codec_options() == {
+        "global_quality": "25", "preset": "veryfast"}
+    assert EncodeSettings(codec="h264_amf", crf=22, preset="slow").codec_options() == {
+        "rc": "cqp", "qp_i": "22", "qp_p": "22", "qp_b": "22", "quality": "quality"}
+    assert EncodeSettings(codec="h264_vaapi", crf=24, preset="medium").codec_options() == {"rc_mode": "CQP", "qp": "24"}
+    assert "rc" not in EncodeSettings(codec="libx264", crf=18).codec_options()

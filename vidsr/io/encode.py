@@ -26,7 +26,7 @@ from vidsr.choices import EncoderBackend
 from vidsr.errors import EncoderError, OptionError
 from vidsr.io.color import ColorInfo, OutputTags, output_tags
 from vidsr.io.hdr import HdrMetadata
-from vidsr.io.hwenc import check_hardware_encoder, is_hardware_encoder
+from vidsr.io.hwenc import check_hardware_encoder, is_hardware_encoder, quality_options
 from vidsr.io.pixel_formats import RAW_LAYOUTS, is_packed_rgb, subsampled_chroma
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class EncodeSettings:
                 opts["b"] = "0"  # VP9 needs bitrate 0 for constant-quality mode
         if self.preset is not None and self.codec in _PRESET_CODECS:
             opts["preset"] = _preset_option(self.codec, str(self.preset))
+        if self.codec is not None:
+            opts.update(quality_options(self.codec, self.crf, None if self.preset is None else str(self.preset)))
         if self.codec == "libx265":
             opts["x265-params"] = "log-level=error"  # x265 otherwise prints pages of statistics
         for key, value in (hdr.encoder_params(self.codec) if hdr else {}).items():

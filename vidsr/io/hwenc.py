@@ -70,6 +70,44 @@ def family_of(encoder: str) -> Family | None:
     return FAMILIES.get(encoder.rsplit("_", 1)[-1]) if "_" in encoder else None
 
 
+# x264's preset names (fastest first) onto each family's own: NVENC's p1 (fastest) .. p7, Quick
+# Sync's names, AMF's three quality levels. Families not listed take no preset.
+_X264_ORDER = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+               "placebo")
+_PRESETS = {
+    "nvenc": dict(zip(_X264_ORDER, ("p1", "p1", "p2", "p3", "p3", "p4", "p5", "p6", "p7", "p7"))),
+    "qsv": dict(zip(_X264_ORDER, ("veryfast", "veryfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                                  "veryslow", "veryslow"))),
+    "amf": dict(zip(_X264_ORDER, ("speed",) * 5 + ("balanced",) + ("quality",) * 4)),
+}
+
+
+def quality_options(encoder: str, crf: float | None, preset: str | None) -> dict[str, str]:
+    """--crf and --preset in a hardware encoder's own terms (constant quality, its preset names).
+
+    Hardware encoders have no CRF; each has a constant-quality mode on a similar 0-51 QP
+    scale, which is what a user asking for a CRF wants, rather than the encoder's default bitrate.
+    """
+    family = family_of(encoder)
+    if family is None:
+        return {}
+    opts: dict[str, str] = {}
+    if crf is not None:
+        q = str(round(crf))
+        if family.suffix == "nvenc":
+            opts.update(rc="vbr", cq=q, b="0")
+        elif family.suffix == "qsv":
+            opts["global_quality"] = q
+        elif family.suffix == "amf":
+            opts.update(rc="cqp", qp_i=q, qp_p=q, qp_b=q)
+        elif family.suffix == "vaapi":
+            opts.update(rc_mode="CQP", qp=q)
+    table = _PRESETS.get(family.suffix)
+    if preset is not None and table is not None:
+        opts["quality" if family.suffix == "amf" else "preset"] = table.get(preset, preset)
+    return opts
+
+
 def is_hardware_encoder(encoder: str) -> bool:
     if family_of(encoder) is not None:
         return True
