@@ -14,7 +14,7 @@ import torch
 
 from vidsr.engine.dedup import HeldFrameDetector
 from vidsr.engine.dedup_batches import FrameBatch, fill_batches, write_repeated
-from vidsr.engine.threads import Consumer, Crew, Producer, StopPipeline
+from vidsr.engine.threads import Consumer, Crew, Producer
 from vidsr.engine.upscaler import FrameUpscaler
 
 QUEUE_DEPTH = 2
@@ -110,9 +110,6 @@ def run_pipeline(frames: Callable[[], Iterable[np.ndarray]], upscaler: FrameUpsc
         crew.shutdown(interrupt)
         in_pool.clear()
         out_pool.clear()
-        first = crew.error
-        if isinstance(exc, StopPipeline) and first is not None:
-            raise first from None
-        raise
+        crew.reraise(exc)
     crew.shutdown()
     return count

@@ -187,10 +187,7 @@ def run_lanes(segments: Sequence[S], lanes: int, upscaler: FrameUpscaler, *,
                 _abort(lane.encoder)
             lane.in_pool.clear()
             lane.out_pool.clear()
-        first = crew.error
-        if isinstance(exc, StopPipeline) and first is not None:
-            raise first from None
-        raise
+        crew.reraise(exc)
     crew.shutdown()
     return count
 

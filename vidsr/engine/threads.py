@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,12 @@ class Crew:
     @property
     def error(self) -> BaseException | None:
         return self._error
+
+    def reraise(self, exc: BaseException) -> NoReturn:
+        """Raise what ended the run: the first failure, where `exc` is only the stop it caused."""
+        if isinstance(exc, StopPipeline) and self._error is not None:
+            raise self._error from None
+        raise exc
 
     def start(self, target: Callable[[], None], name: str) -> None:
         def run() -> None:
