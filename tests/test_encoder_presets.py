@@ -1,6 +1,7 @@
 """--preset: the default works for every encoder that takes presets, and a wrong one is refused before work."""
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,11 +21,15 @@ from vidsr.io.encode import EncodeSettings, open_encoder, validate_settings
 def test_the_default_preset_opens_every_encoder(tmp_path: Path, codec: str, backend: EncoderBackend) -> None:
     # EncodeSettings' default preset is x264's name "medium"; SVT-AV1 refused it before the mapping.
     settings = EncodeSettings(codec=codec, pix_fmt="yuv420p", backend=backend)
+    policy = os.sched_getscheduler(0)
     out = tmp_path / "out.mp4"
     enc = open_encoder(out, width=64, height=64, rate=Fraction(25), color=ColorInfo("ITU709", False, 1, 1),
                        settings=settings, container_format="mp4")
     enc.write(np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
     enc.close()
+    # SVT-AV1 in-process switches its caller to real-time scheduling where it may (as root); the
+    # encoder puts it back, or every later thread and child process of this one runs real-time.
+    assert os.sched_getscheduler(0) == policy
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 3
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -36,12 +35,6 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Train a network, Real-ESRGAN style (L1 stage, then GAN stage), for `vidsr upscale --model`."""
-    # The feed's producer threads run torch ops beside the training step: two OpenMP teams on the
-    # same cores when the CPU does the work. libgomp's threads spin at each barrier by default,
-    # waiting for a team mate the other team has preempted; on 2 cores that turned a 7 s run into
-    # 7 minutes (caught in the step's backward while a producer blurred). Passive waiting sleeps
-    # instead. libgomp reads this when torch loads, which is below; a user's own setting stays.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from vidsr.train import load_train_config, train as run_training, with_overrides, with_pretrained
     from vidsr.train.train_config import config_path
 

@@ -7,8 +7,10 @@ by mux.py, so both back ends only ever see pictures.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -382,6 +384,10 @@ class PyAVEncoder:
         self._index = 0
 
     def write(self, frames: np.ndarray) -> None:
+        with same_scheduling():
+            self._write(frames)
+
+    def _write(self, frames: np.ndarray) -> None:
         rng = "JPEG" if self._tags.full_range else "MPEG"
         for img in frames:
             frame = av.VideoFrame.from_ndarray(img, format=self._input_pix_fmt)
@@ -398,8 +404,9 @@ class PyAVEncoder:
 
     def close(self) -> None:
         try:
-            self._container.mux(self._stream.encode(None))
-            self._container.close()
+            with same_scheduling():
+                self._container.mux(self._stream.encode(None))
+                self._container.close()
         except av.error.FFmpegError as exc:
             raise EncoderError(f"encoding with {self._stream.codec_context.name} failed: {exc}") from exc
 
@@ -411,6 +418,26 @@ class PyAVEncoder:
             self._container.close()
         except av.error.FFmpegError:
             pass
+
+
+@contextlib.contextmanager
+def same_scheduling() -> Iterator[None]:
+    """Calls into an encoder library leave the calling thread's CPU scheduling as they found it.
+
+    SVT-AV1 moves the thread that drives it to SCHED_FIFO at top priority where it may (as
+    root). Every thread that thread starts later, and every process it spawns, then runs
+    real-time too: on a 2-core machine, torch's spinning OpenMP threads in such a process
+    starved everything else for minutes.
+    """
+    if not hasattr(os, "sched_getscheduler"):  # not Linux
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            os.sched_setscheduler(0, policy, param)
 
 
 def _tag_options(tags: OutputTags) -> dict[str, str]:
