@@ -302,8 +302,15 @@ class FfmpegProcessEncoder:
         self._stderr = tempfile.TemporaryFile()
         log.debug("encoder command: %s", " ".join(args))
         # A session of its own: Ctrl-C in the terminal reaches vidsr only, which stops the encoder itself.
+        # Inside a segment worker (a multiprocessing child in a process group of its own, out of the
+        # terminal's reach) the encoder stays in the worker's group instead, so that the parent ends
+        # both at once: an orphaned ffmpeg would go on to write its part file after the parent has
+        # cleaned up.
+        import multiprocessing
+
+        in_worker = multiprocessing.parent_process() is not None
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                      start_new_session=True)
+                                      start_new_session=not in_worker)
 
     def write(self, frames: np.ndarray) -> None:
         if frames.nbytes % self._frame_bytes:
