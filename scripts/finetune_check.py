@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import shutil
 import sys
@@ -43,6 +42,8 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+
+from _report import emit, rounded_scores  # noqa: E402  (scripts/, beside this file)
 
 from vidsr.engine.device import pick_device  # noqa: E402
 from vidsr.errors import VidsrError  # noqa: E402
@@ -139,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = {k: score(v, pairs.gt, crop_border=scale) for k, v in outputs.items()}
         report.update({
             "val_pairs": int(pairs.gt.shape[0]), "val_sources": sorted(set(pairs.sources)),
-            "psnr_y": {k: round(v["psnr_y"], 3) for k, v in scores.items()},
-            "ssim_y": {k: round(v["ssim_y"], 4) for k, v in scores.items()},
+            **rounded_scores(scores),
         })
         first = cfg.stages[0].name
         report["l1_stage_beats_official"] = (scores[f"after_{first}"]["psnr_y"] > scores["official"]["psnr_y"]
@@ -148,11 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except VidsrError as exc:
         print(f"finetune_check: error: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.json)
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import shutil
 import sys
@@ -32,6 +31,8 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+
+from _report import emit, rounded_scores  # noqa: E402  (scripts/, beside this file)
 
 from vidsr.engine.device import pick_device  # noqa: E402
 from vidsr.errors import VidsrError  # noqa: E402
@@ -130,18 +131,13 @@ def main(argv: list[str] | None = None) -> int:
             "step_samples_s": log["step_samples_s"], "data_wait_frac": log["data_wait_frac"],
             "gpu_util_percent": result.gpu_util if device.type == "cuda" else "n/a (CPU)",
             "log": log,
-            "psnr_y": {k: round(v["psnr_y"], 3) for k, v in scores.items()},
-            "ssim_y": {k: round(v["ssim_y"], 4) for k, v in scores.items()},
+            **rounded_scores(scores),
             "export": [str(x) for x in result.exports], "run_dir": str(out),
         }
     except VidsrError as exc:
         print(f"train_check: error: {exc}", file=sys.stderr)
         return 1
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.json)
     return 0
 
 
